@@ -1,0 +1,378 @@
+"""Grid layouts and the Semantic Grid Transformation (paper section 3.1, eq. 1-3, 11-12).
+
+A :class:`GridLayout` is an ``H x P`` table whose cells name the skeleton joint(s) that fill
+them. It defines the assignment matrix ``S`` of eq. 1 and its normalised transpose of eq. 11.
+A cell normally holds one joint (eq. 3). A cell may also hold several joints, whose *mean*
+fills it in the forward transform (the official handcrafted layout's Thorax-Nose midpoint);
+such mixture cells are input-only and are ignored by the inverse, as in the official code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .skeleton import Skeleton, get_skeleton
+
+__all__ = [
+    "LayoutError",
+    "GridLayout",
+    "TopologyReport",
+    "GridTransform",
+    "phi",
+    "phi_inv",
+    "neighbour_pairs",
+]
+
+Cell = tuple[int, ...]
+LAYOUT_FORMAT = "gridconv-layout"
+
+
+class LayoutError(ValueError):
+    """A grid layout is malformed; the message names the offending cells or joints."""
+
+
+@dataclass(frozen=True)
+class TopologyReport:
+    """Result of the eq. 2 check: which skeleton edges stay grid-adjacent."""
+
+    kept: tuple[tuple[int, int], ...]
+    broken: tuple[tuple[int, int], ...]
+
+    @property
+    def satisfied(self) -> bool:
+        """True when every skeleton edge is preserved (eq. 2 holds)."""
+        return not self.broken
+
+
+def neighbour_pairs(shape: tuple[int, int], diagonal: bool = False, wrap: bool = False) -> list[tuple[int, int]]:
+    """Unordered pairs of adjacent cells (flat row-major indices) of an ``H x P`` grid.
+
+    The default is the 4-neighbourhood ``N(p)`` of eq. 2; ``diagonal`` adds the 8-neighbourhood
+    and ``wrap`` treats the grid as a torus (what circular padding sees).
+    """
+    h, p = shape
+    steps = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if diagonal else [])
+    pairs: set[tuple[int, int]] = set()
+    for r in range(h):
+        for c in range(p):
+            for dr, dc in steps:
+                rr, cc = r + dr, c + dc
+                if wrap:
+                    rr, cc = rr % h, cc % p
+                elif not (0 <= rr < h and 0 <= cc < p):
+                    continue
+                a, b = r * p + c, rr * p + cc
+                if a != b:
+                    pairs.add((min(a, b), max(a, b)))
+    return sorted(pairs)
+
+
+@dataclass(frozen=True, eq=True)
+class GridLayout:
+    """An ``H x P`` grid layout of a skeleton's joints (the SGT of eq. 1).
+
+    Build one with :meth:`from_rows` (cells given as joint indices, or lists of indices for
+    mixture cells). Construction validates: a malformed layout raises :class:`LayoutError`.
+    """
+
+    skeleton_name: str
+    cells: tuple[tuple[Cell, ...], ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise LayoutError(f"invalid layout {self.name or '(unnamed)'}: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[Sequence[int | Sequence[int]]], skeleton: str | Skeleton = "h36m17", name: str = ""
+    ) -> GridLayout:
+        """Build a layout from rows of cells; a cell is a joint index or a list of indices."""
+        sk = get_skeleton(skeleton)
+        return cls(sk.name, _normalise_rows(rows), name)
+
+    @classmethod
+    def from_assignment(
+        cls, s: np.ndarray | Tensor, shape: tuple[int, int], skeleton: str | Skeleton = "h36m17", name: str = ""
+    ) -> GridLayout:
+        """Hard layout of an assignment (or probability) matrix ``(HP, J)``: argmax per cell (eq. 5)."""
+        arr = s.detach().float().cpu().numpy() if isinstance(s, Tensor) else np.asarray(s, dtype=np.float64)
+        h, p = shape
+        if arr.ndim != 2 or arr.shape[0] != h * p:
+            raise LayoutError(f"assignment matrix has shape {tuple(arr.shape)}, expected ({h * p}, J) for a {h}x{p} grid")
+        idx = arr.argmax(axis=1).reshape(h, p)
+        return cls.from_rows(idx.tolist(), skeleton, name)
+
+    @staticmethod
+    def check(rows: Any, skeleton: str | Skeleton = "h36m17") -> list[str]:
+        """Problems that would stop ``from_rows(rows, skeleton)``; empty when it is valid."""
+        try:
+            sk = get_skeleton(skeleton)
+        except KeyError as err:
+            return [str(err.args[0])]
+        try:
+            cells = _normalise_rows(rows)
+        except LayoutError as err:
+            return [str(err)]
+        return _problems(cells, sk)
+
+    def problems(self) -> list[str]:
+        """Human-readable validation problems (empty for a valid layout)."""
+        try:
+            sk = get_skeleton(self.skeleton_name)
+        except KeyError as err:
+            return [str(err.args[0])]
+        return _problems(self.cells, sk)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def skeleton(self) -> Skeleton:
+        return get_skeleton(self.skeleton_name)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Grid size ``(H, P)``."""
+        return len(self.cells), len(self.cells[0])
+
+    @property
+    def flat(self) -> list[Cell]:
+        """Cells in row-major order (grid node ``p`` of eq. 1)."""
+        return [cell for row in self.cells for cell in row]
+
+    @property
+    def is_one_hot(self) -> bool:
+        """True when every cell holds exactly one joint (eq. 3)."""
+        return all(len(c) == 1 for c in self.flat)
+
+    @cached_property
+    def occurrences(self) -> np.ndarray:
+        """Number of single-joint cells holding each joint, shape ``(J,)``."""
+        counts = np.zeros(self.skeleton.num_joints, dtype=np.int64)
+        for cell in self.flat:
+            if len(cell) == 1:
+                counts[cell[0]] += 1
+        return counts
+
+    def index_grid(self) -> np.ndarray:
+        """``(H, P)`` integer array of joint indices, ``-1`` for mixture cells."""
+        return np.array([[c[0] if len(c) == 1 else -1 for c in row] for row in self.cells], dtype=np.int64)
+
+    # ------------------------------------------------------------------ matrices
+    def assignment_matrix(self) -> np.ndarray:
+        """``S`` of eq. 1, shape ``(HP, J)``; a mixture cell's row averages its joints."""
+        s = np.zeros((len(self.flat), self.skeleton.num_joints), dtype=np.float32)
+        for p, cell in enumerate(self.flat):
+            for j in cell:
+                s[p, j] += 1.0 / len(cell)
+        return s
+
+    def inverse_assignment(self) -> np.ndarray:
+        """0/1 matrix ``(HP, J)`` of the cells read back by the inverse SGT (single-joint cells)."""
+        s = np.zeros((len(self.flat), self.skeleton.num_joints), dtype=np.float32)
+        for p, cell in enumerate(self.flat):
+            if len(cell) == 1:
+                s[p, cell[0]] = 1.0
+        return s
+
+    def to_onehot(self) -> np.ndarray:
+        """Binary ``S`` (eq. 3) for AutoGrids initialisation; mixture cells keep their first joint."""
+        s = np.zeros((len(self.flat), self.skeleton.num_joints), dtype=np.float32)
+        for p, cell in enumerate(self.flat):
+            s[p, cell[0]] = 1.0
+        return s
+
+    # ------------------------------------------------------------------ topology (eq. 2)
+    def topology(self, diagonal: bool = False, wrap: bool = False) -> TopologyReport:
+        """Check eq. 2: each skeleton edge ``(i, j)`` needs cells holding ``i`` and ``j`` that are adjacent."""
+        flat = self.flat
+        adjacent: set[tuple[int, int]] = set()
+        for a, b in neighbour_pairs(self.shape, diagonal, wrap):
+            for i in flat[a]:
+                for j in flat[b]:
+                    adjacent.add((i, j))
+                    adjacent.add((j, i))
+        kept, broken = [], []
+        for edge in self.skeleton.edges:
+            (kept if edge in adjacent else broken).append(edge)
+        return TopologyReport(tuple(kept), tuple(broken))
+
+    # ------------------------------------------------------------------ editing
+    def with_cell(self, row: int, col: int, cell: int | Sequence[int]) -> GridLayout:
+        """A copy with one cell replaced (validated)."""
+        rows = [list(r) for r in self.cells]
+        rows[row][col] = _normalise_cell(cell, (row, col))
+        return GridLayout(self.skeleton_name, tuple(tuple(r) for r in rows), self.name)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": LAYOUT_FORMAT,
+            "version": 1,
+            "skeleton": self.skeleton_name,
+            "name": self.name,
+            "shape": list(self.shape),
+            "cells": [[c[0] if len(c) == 1 else list(c) for c in row] for row in self.cells],
+        }
+
+    def to_json(self, path: str | os.PathLike[str] | None = None, indent: int | None = None) -> str:
+        """Serialise to JSON; with ``path`` the file is written atomically too."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            atomic_write_text(Path(path), text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GridLayout:
+        if not isinstance(data, dict) or data.get("format", LAYOUT_FORMAT) != LAYOUT_FORMAT or "cells" not in data:
+            raise LayoutError("not a gridconv layout: expected an object with 'skeleton' and 'cells'")
+        skeleton = data.get("skeleton", "h36m17")
+        if not isinstance(skeleton, str):
+            raise LayoutError("layout 'skeleton' must be a skeleton name")
+        try:
+            get_skeleton(skeleton)
+        except KeyError as err:
+            raise LayoutError(str(err.args[0])) from None
+        layout = cls.from_rows(data["cells"], skeleton, str(data.get("name", "")))
+        if "shape" in data and list(data["shape"]) != list(layout.shape):
+            raise LayoutError(f"layout 'shape' {data['shape']} does not match its cells {list(layout.shape)}")
+        return layout
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike[str]) -> GridLayout:
+        """Parse a JSON string, or read a JSON file when ``source`` is a path."""
+        text = str(source)
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+            path = Path(source)
+            try:
+                text = path.read_text()
+            except OSError as err:
+                raise LayoutError(f"cannot read layout file {path}: {err.strerror or err}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise LayoutError(f"malformed layout JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        return cls.from_dict(data)
+
+    def __str__(self) -> str:
+        names = self.skeleton.joint_names
+        width = max(len(n) for n in names) + 2
+        lines = []
+        for row in self.cells:
+            lines.append(" ".join(("+".join(names[j] for j in c)).ljust(width) for c in row).rstrip())
+        return "\n".join(lines)
+
+
+def _normalise_cell(cell: Any, where: tuple[int, int]) -> Cell:
+    if isinstance(cell, (bool, np.bool_)):
+        raise LayoutError(f"cell {where} holds a boolean, expected a joint index")
+    if isinstance(cell, (int, np.integer)):
+        return (int(cell),)
+    if isinstance(cell, (list, tuple)) and cell and all(
+        isinstance(j, (int, np.integer)) and not isinstance(j, bool) for j in cell
+    ):
+        return tuple(int(j) for j in cell)
+    if isinstance(cell, (list, tuple)) and not cell:
+        raise LayoutError(f"cell {where} is empty")
+    raise LayoutError(f"cell {where} holds {cell!r}, expected a joint index or a list of joint indices")
+
+
+def _normalise_rows(rows: Any) -> tuple[tuple[Cell, ...], ...]:
+    if isinstance(rows, np.ndarray):
+        rows = rows.tolist()
+    if not isinstance(rows, (list, tuple)) or not rows or not all(isinstance(r, (list, tuple)) for r in rows):
+        raise LayoutError("layout cells must be a non-empty list of rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1 or 0 in widths:
+        raise LayoutError(f"layout rows have unequal or zero lengths {[len(r) for r in rows]}")
+    return tuple(tuple(_normalise_cell(c, (r, k)) for k, c in enumerate(row)) for r, row in enumerate(rows))
+
+
+def _problems(cells: tuple[tuple[Cell, ...], ...], sk: Skeleton) -> list[str]:
+    j = sk.num_joints
+    problems = []
+    bad = [(r, c, v) for r, row in enumerate(cells) for c, cell in enumerate(row) for v in cell if not 0 <= v < j]
+    if bad:
+        problems.append(
+            "joint index out of range 0..%d in cells %s" % (j - 1, ", ".join(f"({r},{c})={v}" for r, c, v in bad))
+        )
+        return problems
+    h, p = len(cells), len(cells[0])
+    if h * p < j:
+        problems.append(f"a {h}x{p} grid has {h * p} cells, fewer than the {j} joints of {sk.name}")
+    present = {cell[0] for row in cells for cell in row if len(cell) == 1}
+    missing = [i for i in range(j) if i not in present]
+    if missing:
+        problems.append("joints never appear in a cell: " + ", ".join(f"{i} {sk.joint_names[i]}" for i in missing))
+    return problems
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------- SGT as tensor ops
+def phi(s: Tensor, g: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Eq. 1, ``D = S x G``: joints ``(B, J, C)`` to a grid pose ``(B, C, H, P)``.
+
+    ``s`` is ``(HP, J)`` (binary, fractional or a straight-through one-hot); differentiable in both.
+    """
+    b, _, c = g.shape
+    d = torch.matmul(s.to(g.dtype), g)  # (B, HP, C)
+    return d.transpose(1, 2).reshape(b, c, shape[0], shape[1])
+
+
+def phi_inv(s: Tensor, d: Tensor, eps: float = 1e-8) -> Tensor:
+    """Eq. 11-12: grid pose ``(B, C, H, P)`` back to joints ``(B, J, C)``, averaging replicas.
+
+    ``s`` is the ``(HP, J)`` assignment read back; a joint that no cell holds comes out as 0.
+    """
+    b, c, h, p = d.shape
+    s = s.to(d.dtype)
+    s_tilde_t = (s / (s.sum(dim=0, keepdim=True) + eps)).t()  # (J, HP), eq. 11
+    return torch.matmul(s_tilde_t, d.reshape(b, c, h * p).transpose(1, 2))  # (B, J, C), eq. 12
+
+
+class GridTransform(nn.Module):
+    """A fixed SGT ``phi`` and its inverse for one :class:`GridLayout`, as buffers on any device."""
+
+    def __init__(self, layout: GridLayout) -> None:
+        super().__init__()
+        self.layout = layout
+        self.register_buffer("s_forward", torch.from_numpy(layout.assignment_matrix()), persistent=False)
+        self.register_buffer("s_inverse", torch.from_numpy(layout.inverse_assignment()), persistent=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.layout.shape
+
+    def forward(self, g: Tensor) -> Tensor:
+        """``phi``: ``(B, J, C)`` to ``(B, C, H, P)``."""
+        return phi(self.s_forward, g, self.layout.shape)
+
+    def inverse(self, d: Tensor) -> Tensor:
+        """``phi^{-1}``: ``(B, C, H, P)`` to ``(B, J, C)``."""
+        return phi_inv(self.s_inverse, d)

@@ -1,0 +1,1 @@
+"""gridviz: interactive Jupyter widgets for GridConv Lab (built on gridconv_core)."""
