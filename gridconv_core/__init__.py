@@ -6,3 +6,13 @@ __all__ = [
     "GridLayout", "GridTransform", "LayoutError", "TopologyReport",
     "Skeleton", "H36M17", "H36M32", "COCO17", "HUMANEVA15", "SKELETONS", "get_skeleton",
 ]
+from .attention import KernelScale, build_attention
+from .config import ConfigError, GLNConfig
+from .gridconv import DGridConv, GridConv
+from .model import GridLiftingNetwork, InputError, build_model
+from .official import CheckpointError, load_official_checkpoint
+
+__all__ += [
+    "KernelScale", "build_attention", "ConfigError", "GLNConfig", "GridConv", "DGridConv",
+    "GridLiftingNetwork", "InputError", "build_model", "CheckpointError", "load_official_checkpoint",
+]

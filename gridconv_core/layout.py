@@ -83,11 +83,14 @@ class GridLayout:
 
     Build one with :meth:`from_rows` (cells given as joint indices, or lists of indices for
     mixture cells). Construction validates: a malformed layout raises :class:`LayoutError`.
+    ``allow_missing`` admits partial layouts (a learnt S may drop joints, paper A.3; the
+    official ``learnt_type3`` prior has no pelvis): their absent joints come out of ``phi_inv`` as 0.
     """
 
     skeleton_name: str
     cells: tuple[tuple[Cell, ...], ...]
     name: str = ""
+    allow_missing: bool = False
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -97,15 +100,24 @@ class GridLayout:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_rows(
-        cls, rows: Sequence[Sequence[int | Sequence[int]]], skeleton: str | Skeleton = "h36m17", name: str = ""
+        cls,
+        rows: Sequence[Sequence[int | Sequence[int]]],
+        skeleton: str | Skeleton = "h36m17",
+        name: str = "",
+        allow_missing: bool = False,
     ) -> GridLayout:
         """Build a layout from rows of cells; a cell is a joint index or a list of indices."""
         sk = get_skeleton(skeleton)
-        return cls(sk.name, _normalise_rows(rows), name)
+        return cls(sk.name, _normalise_rows(rows), name, allow_missing)
 
     @classmethod
     def from_assignment(
-        cls, s: np.ndarray | Tensor, shape: tuple[int, int], skeleton: str | Skeleton = "h36m17", name: str = ""
+        cls,
+        s: np.ndarray | Tensor,
+        shape: tuple[int, int],
+        skeleton: str | Skeleton = "h36m17",
+        name: str = "",
+        allow_missing: bool = False,
     ) -> GridLayout:
         """Hard layout of an assignment (or probability) matrix ``(HP, J)``: argmax per cell (eq. 5)."""
         arr = s.detach().float().cpu().numpy() if isinstance(s, Tensor) else np.asarray(s, dtype=np.float64)
@@ -113,10 +125,10 @@ class GridLayout:
         if arr.ndim != 2 or arr.shape[0] != h * p:
             raise LayoutError(f"assignment matrix has shape {tuple(arr.shape)}, expected ({h * p}, J) for a {h}x{p} grid")
         idx = arr.argmax(axis=1).reshape(h, p)
-        return cls.from_rows(idx.tolist(), skeleton, name)
+        return cls.from_rows(idx.tolist(), skeleton, name, allow_missing)
 
     @staticmethod
-    def check(rows: Any, skeleton: str | Skeleton = "h36m17") -> list[str]:
+    def check(rows: Any, skeleton: str | Skeleton = "h36m17", allow_missing: bool = False) -> list[str]:
         """Problems that would stop ``from_rows(rows, skeleton)``; empty when it is valid."""
         try:
             sk = get_skeleton(skeleton)
@@ -126,7 +138,7 @@ class GridLayout:
             cells = _normalise_rows(rows)
         except LayoutError as err:
             return [str(err)]
-        return _problems(cells, sk)
+        return _problems(cells, sk, allow_missing)
 
     def problems(self) -> list[str]:
         """Human-readable validation problems (empty for a valid layout)."""
@@ -134,7 +146,7 @@ class GridLayout:
             sk = get_skeleton(self.skeleton_name)
         except KeyError as err:
             return [str(err.args[0])]
-        return _problems(self.cells, sk)
+        return _problems(self.cells, sk, self.allow_missing)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -164,6 +176,11 @@ class GridLayout:
             if len(cell) == 1:
                 counts[cell[0]] += 1
         return counts
+
+    @property
+    def missing(self) -> tuple[int, ...]:
+        """Joints that no single-joint cell holds (non-empty only for ``allow_missing`` layouts)."""
+        return tuple(int(j) for j in np.flatnonzero(self.occurrences == 0))
 
     def index_grid(self) -> np.ndarray:
         """``(H, P)`` integer array of joint indices, ``-1`` for mixture cells."""
@@ -213,11 +230,11 @@ class GridLayout:
         """A copy with one cell replaced (validated)."""
         rows = [list(r) for r in self.cells]
         rows[row][col] = _normalise_cell(cell, (row, col))
-        return GridLayout(self.skeleton_name, tuple(tuple(r) for r in rows), self.name)
+        return GridLayout(self.skeleton_name, tuple(tuple(r) for r in rows), self.name, self.allow_missing)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": LAYOUT_FORMAT,
             "version": 1,
             "skeleton": self.skeleton_name,
@@ -225,6 +242,9 @@ class GridLayout:
             "shape": list(self.shape),
             "cells": [[c[0] if len(c) == 1 else list(c) for c in row] for row in self.cells],
         }
+        if self.allow_missing:
+            data["allow_missing"] = True
+        return data
 
     def to_json(self, path: str | os.PathLike[str] | None = None, indent: int | None = None) -> str:
         """Serialise to JSON; with ``path`` the file is written atomically too."""
@@ -244,7 +264,7 @@ class GridLayout:
             get_skeleton(skeleton)
         except KeyError as err:
             raise LayoutError(str(err.args[0])) from None
-        layout = cls.from_rows(data["cells"], skeleton, str(data.get("name", "")))
+        layout = cls.from_rows(data["cells"], skeleton, str(data.get("name", "")), data.get("allow_missing") is True)
         if "shape" in data and list(data["shape"]) != list(layout.shape):
             raise LayoutError(f"layout 'shape' {data['shape']} does not match its cells {list(layout.shape)}")
         return layout
@@ -299,7 +319,7 @@ def _normalise_rows(rows: Any) -> tuple[tuple[Cell, ...], ...]:
     return tuple(tuple(_normalise_cell(c, (r, k)) for k, c in enumerate(row)) for r, row in enumerate(rows))
 
 
-def _problems(cells: tuple[tuple[Cell, ...], ...], sk: Skeleton) -> list[str]:
+def _problems(cells: tuple[tuple[Cell, ...], ...], sk: Skeleton, allow_missing: bool = False) -> list[str]:
     j = sk.num_joints
     problems = []
     bad = [(r, c, v) for r, row in enumerate(cells) for c, cell in enumerate(row) for v in cell if not 0 <= v < j]
@@ -313,7 +333,7 @@ def _problems(cells: tuple[tuple[Cell, ...], ...], sk: Skeleton) -> list[str]:
         problems.append(f"a {h}x{p} grid has {h * p} cells, fewer than the {j} joints of {sk.name}")
     present = {cell[0] for row in cells for cell in row if len(cell) == 1}
     missing = [i for i in range(j) if i not in present]
-    if missing:
+    if missing and not allow_missing:
         problems.append("joints never appear in a cell: " + ", ".join(f"{i} {sk.joint_names[i]}" for i in missing))
     return problems
 

@@ -16,6 +16,7 @@ __all__ = [
     "HUMANEVA15",
     "SKELETONS",
     "get_skeleton",
+    "register_skeleton",
 ]
 
 
@@ -142,3 +143,15 @@ def get_skeleton(name: str | Skeleton) -> Skeleton:
         return SKELETONS[name]
     except KeyError:
         raise KeyError(f"unknown skeleton {name!r}; known: {', '.join(SKELETONS)}") from None
+
+
+def register_skeleton(skeleton: Skeleton) -> Skeleton:
+    """Make a custom skeleton resolvable by name (layouts refer to skeletons by name).
+
+    Registering the same skeleton twice is a no-op; a different skeleton under a taken name raises.
+    """
+    known = SKELETONS.get(skeleton.name)
+    if known is not None and known != skeleton:
+        raise ValueError(f"skeleton name {skeleton.name!r} is already registered with a different definition")
+    SKELETONS[skeleton.name] = skeleton
+    return skeleton

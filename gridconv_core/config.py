@@ -1,0 +1,161 @@
+"""``GLNConfig``: the Grid Lifting Network's configuration; defaults are the paper's model (4.2, A.2).
+
+Defaults: D-GridConv GLN with the handcrafted SGT, 2 residual blocks of 256 channels, kernel
+pattern 3-33-33-3 (Table E), circular + replicate branches (Table D), dropout 0.25 and the
+kernel attention of eq. 7 at temperature T = 30 (the released checkpoints' value).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .attention import ATTENTIONS
+from .gridconv import normalise_paddings
+from .layout import atomic_write_text
+from .skeleton import get_skeleton
+
+__all__ = ["ConfigError", "GLNConfig", "MODELS", "GRAPHS"]
+
+MODELS = ("dgridconv", "gridconv", "simple_baseline", "semgcn", "lcn")
+GRAPHS = ("skeleton", "grid")
+
+
+class ConfigError(ValueError):
+    """A model configuration is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class GLNConfig:
+    """Model configuration (see the module doc for the paper's defaults).
+
+    ``sgt`` is a layout spec for :func:`gridconv_core.layouts.get_layout` or ``"autogrids"``;
+    ``autogrids_init`` is a layout spec or ``"random"``; ``grid_shape`` ``None`` takes the
+    layout's. ``kernel_pattern`` is ``(a, b, c, d)`` of Table E; ``graph`` selects the graph of
+    the graph baselines (the skeleton's or the layout's grid graph).
+    """
+
+    skeleton: str = "h36m17"
+    model: str = "dgridconv"
+    sgt: str = "handcrafted"
+    autogrids_init: str = "standard"
+    grid_shape: tuple[int, int] | None = None
+    channels: int = 256
+    num_blocks: int = 2
+    kernel_pattern: tuple[int, int, int, int] = (3, 3, 3, 3)
+    paddings: tuple[str, ...] = ("circular", "replicate")
+    dropout: float = 0.25
+    attention: str = "dynamic"
+    attention_temperature: float = 30.0
+    attention_hidden_min: int = 16
+    gumbel_tau: float = 1.0
+    graph: str = "skeleton"
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        try:
+            get_skeleton(self.skeleton)
+        except (KeyError, ValueError) as err:
+            raise ConfigError(f"skeleton: {err.args[0] if err.args else err}") from None
+        _choice("model", self.model, MODELS)
+        _choice("graph", self.graph, GRAPHS)
+        _choice("attention", self.attention, ATTENTIONS)
+        for name in ("sgt", "autogrids_init"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name} must be a non-empty layout name or path, got {getattr(self, name)!r}")
+        if self.grid_shape is not None:
+            put("grid_shape", _ints("grid_shape", self.grid_shape, 2, odd=False))
+        put("kernel_pattern", _ints("kernel_pattern", self.kernel_pattern, 4, odd=True))
+        try:
+            put("paddings", normalise_paddings(self.paddings))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        _positive_int("channels", self.channels)
+        _positive_int("attention_hidden_min", self.attention_hidden_min)
+        if not isinstance(self.num_blocks, int) or isinstance(self.num_blocks, bool) or self.num_blocks < 0:
+            raise ConfigError(f"num_blocks must be an integer >= 0, got {self.num_blocks!r}")
+        if not _number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("attention_temperature", "gumbel_tau"):
+            if not _number(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+
+    @property
+    def effective_attention(self) -> str:
+        """The attention the network uses: ``"none"`` for the static ``gridconv`` model."""
+        return "none" if self.model == "gridconv" else self.attention
+
+    def replace(self, **overrides: Any) -> GLNConfig:
+        """A validated copy with some fields changed; unknown names raise :class:`ConfigError`."""
+        _known(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GLNConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"model config must be a JSON object, got {type(data).__name__}")
+        _known(data)
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ConfigError(f"model config: {err}") from None
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """JSON text; with ``path`` it is also written atomically."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            atomic_write_text(Path(path), text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> GLNConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read model config {path}: {err.strerror or err}") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"malformed model config {path}: {err.msg} at line {err.lineno}") from None
+        return cls.from_dict(data)
+
+
+def _known(data: dict[str, Any]) -> None:
+    names = {f.name for f in dataclasses.fields(GLNConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown model config field(s): {', '.join(map(str, unknown))}")
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _ints(name: str, value: Any, length: int, odd: bool) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        raise ConfigError(f"{name} must be a list of {length} integers, got {value!r}")
+    for v in value:
+        _positive_int(name, v)
+        if odd and v % 2 == 0:
+            raise ConfigError(f"{name} entries must be odd kernel sizes, got {list(value)}")
+    return tuple(value)

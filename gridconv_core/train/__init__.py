@@ -1,0 +1,10 @@
+"""Training (eq. 10, A.3): config, trainer, checkpoints, callbacks, DDP."""
+from .callbacks import Callback, CallbackList, History
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import LR_SCHEDULES, ConfigError, TrainConfig
+from .trainer import TrainResult, load_splits, model_from_checkpoint, train
+
+__all__ = [
+    "Callback", "CallbackList", "History", "CheckpointError", "load_checkpoint", "save_checkpoint",
+    "LR_SCHEDULES", "ConfigError", "TrainConfig", "TrainResult", "load_splits", "model_from_checkpoint", "train",
+]

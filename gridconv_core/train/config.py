@@ -1,0 +1,207 @@
+"""Training configuration (paper 4.2 and A.3): data, optimisation, schedules, run folder.
+
+A :class:`TrainConfig` holds the model's :class:`~gridconv_core.config.GLNConfig` (field ``model``)
+and everything else a run needs. It round-trips through JSON and accepts dotted overrides such as
+``model.sgt=autogrids`` or ``epochs=3`` (see :meth:`TrainConfig.with_overrides`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, GLNConfig
+from ..layout import atomic_write_text
+
+__all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "parse_override", "default_config_path"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+#: Step schedules as (step size in epochs, gamma, epoch offset): the LR after ``e`` finished epochs is
+#: ``lr * gamma ** ((e + offset) // step)``.
+LR_SCHEDULES: dict[str, tuple[int, float, int]] = {
+    "handcrafted": (1, 0.96, 0),  # A.3: x0.96 per epoch
+    "autogrids": (10, 0.1, 0),  # A.3: x0.1 every 10 epochs
+    "official": (10, 0.96, 9),  # authors' code (lr_decay=10): x0.96 after epochs 1, 11, 21, ...
+    "constant": (1, 1.0, 0),
+}
+DATASETS = ("synthetic", "h36m")
+SOURCES = ("gt", "sh")
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("none", "bf16")
+LOSSES = ("mse",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Defaults are the paper's optimisation (A.3)."""
+
+    model: GLNConfig = field(default_factory=GLNConfig)
+    name: str = ""  # run folder name under out_dir; empty -> "<sgt>-<timestamp>"
+    out_dir: str = "runs"
+    # data
+    dataset: str = "synthetic"  # "synthetic" (built-in generator) | "h36m"
+    data_root: str = ""  # empty -> gridconv_core.data.h36m_root()
+    source: str = "gt"  # 2D training input: "gt" | "sh" (detections)
+    train_subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7"])
+    val_subjects: list[str] = field(default_factory=lambda: ["S8"])  # held-out TRAINING subject(s)
+    test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])
+    frame_step: int = 1  # keep every n-th training/validation frame
+    test_frame_step: int = 1
+    synthetic_train: int = 20000
+    synthetic_val: int = 2000
+    synthetic_test: int = 4000
+    # optimisation (Adam, eq. 10 loss)
+    lr: float = 1e-3
+    batch_size: int = 200
+    eval_batch_size: int = 1000
+    epochs: int = 100
+    lr_schedule: str = "auto"  # "auto" (handcrafted or autogrids by model.sgt) | a key of LR_SCHEDULES
+    noise_off_epoch: int = 30  # AutoGrids Gumbel noise on for epochs [0, noise_off_epoch)
+    loss: str = "mse"
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "none"
+    max_steps_per_epoch: int = 0  # 0 = the whole training set
+    time_budget_s: float = 0.0  # 0 = no limit; else training stops once this many seconds have passed
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = _model_from_dict(self.model)
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid value."""
+        choices = {
+            "dataset": DATASETS, "source": SOURCES, "device": DEVICES, "amp": AMP_MODES, "loss": LOSSES,
+            "lr_schedule": ("auto", *LR_SCHEDULES),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        positive = ("batch_size", "eval_batch_size", "epochs", "frame_step", "test_frame_step",
+                    "synthetic_train", "synthetic_val", "synthetic_test")
+        for key in positive:
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        for key in ("max_steps_per_epoch", "noise_off_epoch", "seed"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.time_budget_s, (int, float)) or self.time_budget_s < 0:
+            raise ConfigError(f"time_budget_s must be >= 0, got {self.time_budget_s!r}")
+        for key in ("train_subjects", "val_subjects", "test_subjects"):
+            value = getattr(self, key)
+            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+                raise ConfigError(f"{key} must be a list of subject names, got {value!r}")
+        if not self.train_subjects or not self.test_subjects:
+            raise ConfigError("train_subjects and test_subjects must not be empty")
+        if set(self.val_subjects) & set(self.test_subjects) or set(self.train_subjects) & set(self.test_subjects):
+            raise ConfigError("validation and training subjects must not include test subjects")
+        if not isinstance(self.name, str) or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"name must be a plain folder name, got {self.name!r}")
+
+    # ------------------------------------------------------------------ derived
+    def schedule(self) -> tuple[int, float, int]:
+        """(step, gamma, offset) of the LR schedule; ``auto`` follows A.3 for the model's SGT."""
+        key = self.lr_schedule
+        if key == "auto":
+            key = "autogrids" if self.model.sgt == "autogrids" else "handcrafted"
+        return LR_SCHEDULES[key]
+
+    @property
+    def run_dir(self) -> Path:
+        """``out_dir/name`` (``name`` must be set; :func:`train` fills it in)."""
+        if not self.name:
+            raise ConfigError("the run has no name yet")
+        return Path(self.out_dir) / self.name
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["model"] = self.model.to_dict()
+        return json.loads(json.dumps(data))  # deep copy as plain JSON types
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("a training config must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ConfigError(f"invalid config: {err}") from None
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            atomic_write_text(Path(path), text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike[str]) -> TrainConfig:
+        """Parse a JSON string or read a JSON file."""
+        text = str(source)
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+            try:
+                text = Path(source).read_text()
+            except OSError as err:
+                raise ConfigError(f"cannot read config file {source}: {err.strerror or err}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"malformed config JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        return cls.from_dict(data)
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> TrainConfig:
+        """A copy with dotted ``key=value`` overrides applied (values parsed as JSON when they can be)."""
+        data = self.to_dict()
+        items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+        for key, value in items:
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"unknown config key: {key}")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ConfigError(f"unknown config key: {key}")
+            node[parts[-1]] = value
+        return TrainConfig.from_dict(data)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"model.sgt=autogrids"`` -> ``("model.sgt", "autogrids")``; JSON values (numbers, lists) are decoded."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def default_config_path(name: str = "default") -> Path:
+    """Path of a packaged config (``gridconv_core/configs/<name>.json``)."""
+    return CONFIG_DIR / f"{name}.json"
+
+
+def _model_from_dict(data: dict[str, Any]) -> GLNConfig:
+    try:
+        return GLNConfig.from_dict(data)
+    except (TypeError, KeyError, ValueError) as err:
+        msg = str(err.args[0]) if err.args else type(err).__name__
+        raise ConfigError(f"invalid model config: {msg}") from None
+

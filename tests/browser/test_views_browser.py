@@ -1,0 +1,89 @@
+"""GridGraphView, AttentionViewer and PoseViewer in JupyterLab: they render, react to the page and to Python."""
+from __future__ import annotations
+
+import pytest
+
+from .conftest import LabNotebook
+
+GRAPH = ".gridviz-graph-view"
+ATTENTION = ".gridviz-attention-viewer"
+POSES = ".gridviz-pose-viewer"
+
+CELLS = [
+    "import numpy as np, torch\n"
+    "from gridconv_core.config import GLNConfig\nfrom gridconv_core.model import build_model\n"
+    "from gridconv_core.data.generator import generate_poses\nfrom gridconv_core.layouts import handcrafted\n"
+    "from gridviz import AttentionViewer, GridGraphView, LayoutEditor, PoseViewer",
+    "editor = LayoutEditor(handcrafted())\nview = GridGraphView()\nview.link(editor)\nview",
+    "torch.manual_seed(0)\nmodel = build_model(GLNConfig(channels=16))\nposes = generate_poses(12, seed=0)\n"
+    "att = AttentionViewer(model, poses.pose2d[:6], labels=list(poses.sequence[:6]))\natt",
+    "vanilla = AttentionViewer(build_model(GLNConfig(model='gridconv', channels=16)), poses.pose2d[:2])\nvanilla",
+    "noise = np.random.default_rng(0).normal(0, 0.03, tuple(poses.pose3d.shape))  # stands in for predictions\n"
+    "pv = PoseViewer(poses.pose2d, poses.pose3d, poses.pose3d.numpy() + noise, actions=poses.sequence)\npv",
+]
+
+
+@pytest.fixture(scope="module")
+def views(lab_notebook: LabNotebook) -> LabNotebook:
+    lab_notebook.run_notebook_cells(CELLS)
+    for selector in (GRAPH, ATTENTION, POSES):
+        lab_notebook.page.locator(f"{selector} .js-plotly-plot").first.wait_for()
+    return lab_notebook
+
+
+def _legend(page, selector: str) -> list[str]:
+    return page.locator(f"{selector} .legendtext").all_text_contents()
+
+
+def test_graph_view_renders_and_follows_the_editor(views: LabNotebook) -> None:
+    page = views.page
+    assert "skeleton edge kept (16)" in _legend(page, GRAPH)
+    assert "long-distance" in page.locator(f"{GRAPH} [data-testid=graph-summary]").text_content()
+    page.locator(GRAPH).scroll_into_view_if_needed()
+    views.screenshot("graph_view_handcrafted", GRAPH)
+    views.kernel_exec("editor.swap((4, 2), (4, 0))")  # Head <-> RAnkle: two skeleton edges lost
+    page.locator(f"{GRAPH} .legendtext", has_text="skeleton edge lost (2)").wait_for()
+    page.locator(GRAPH).get_by_role("button", name="8-neighbourhood").click()
+    page.locator(f"{GRAPH} .gtitle", has_text="8-neighbourhood").wait_for()
+    assert views.kernel_exec("print(view.diagonal)") == "True"
+    views.screenshot("graph_view_swapped_8n", GRAPH)
+    assert views.console_errors == []
+
+
+def test_attention_viewer_renders_and_its_controls_reach_python(views: LabNotebook) -> None:
+    page = views.page
+    root = page.locator(ATTENTION).first
+    root.scroll_into_view_if_needed()
+    assert root.locator(".hm image").count() == 1
+    views.screenshot("attention_viewer_sample", ATTENTION)
+    root.locator("select").first.select_option("w2")
+    root.locator(".gtitle", has_text="w2:").wait_for()
+    root.get_by_role("button", name="variance").click()
+    root.locator("[data-testid=attention-ranking]").wait_for()
+    assert views.kernel_exec("print(att.layer, att.mode)") == "w2 variance"
+    views.screenshot("attention_viewer_variance", ATTENTION)
+    assert views.console_errors == []
+
+
+def test_attention_viewer_without_attention_shows_a_banner(views: LabNotebook) -> None:
+    banner = views.page.locator(f"{ATTENTION} [data-testid=gridviz-banner]", has_text="no kernel attention")
+    banner.wait_for()
+    banner.scroll_into_view_if_needed()
+    views.screenshot("attention_viewer_vanilla", f"{ATTENTION} >> nth=1")
+
+
+def test_pose_viewer_renders_and_the_slider_moves_frames(views: LabNotebook) -> None:
+    page = views.page
+    root = page.locator(POSES)
+    root.scroll_into_view_if_needed()
+    root.locator("canvas").first.wait_for()
+    assert views.kernel_exec("print(pv.index)") == "0"
+    root.locator(".noUi-handle").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.gridviz-pose-viewer .widget-readout').textContent === '3'")
+    root.locator(".gtitle", has_text="#3").wait_for()
+    assert views.kernel_exec("print(pv.index)") == "3"
+    page.wait_for_timeout(500)
+    views.screenshot("pose_viewer", POSES)
+    assert views.console_errors == []

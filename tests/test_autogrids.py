@@ -1,0 +1,112 @@
+"""AutoGrids (paper eq. 4-5, A.3): a learnable SGT that really learns."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gridconv_core import layouts
+from gridconv_core.autogrids import AutoGrids
+from gridconv_core.layout import LayoutError, phi, phi_inv
+from gridconv_core.skeleton import H36M17
+
+SHAPE = (5, 5)
+
+
+def test_init_from_layout_and_eval_argmax() -> None:
+    hand = layouts.handcrafted_onehot()
+    ag = AutoGrids.from_layout(hand, init_scale=2.0)
+    assert ag.s_prob.shape == (25, 17)
+    assert torch.equal(ag.s_prob.detach(), torch.from_numpy(2.0 * hand.to_onehot()))
+    ag.eval()
+    s = ag()
+    assert torch.equal(s, torch.from_numpy(hand.to_onehot())) and not s.requires_grad
+    assert ag.layout().cells == hand.cells
+    snap = ag.snapshot()
+    snap[0, 0] = 99.0
+    assert ag.s_prob[0, 0].item() == 0.0  # a copy
+
+
+def test_noise_resamples_only_in_training_with_noise_on() -> None:
+    torch.manual_seed(0)
+    ag = AutoGrids.from_layout(layouts.handcrafted_onehot(), init_scale=1.0)
+    prior = torch.from_numpy(layouts.handcrafted_onehot().to_onehot())
+    noisy = ag()
+    assert ((noisy.detach() - prior).abs().sum(dim=1) > 0).any()  # scale 1: Gumbel noise moves cells
+    assert torch.equal(noisy.detach().sum(dim=1), torch.ones(25))  # still one joint per cell
+    ag.noise = False
+    assert torch.equal(ag().detach(), prior)
+
+
+def test_straight_through_value_is_exactly_one_hot_and_grad_reaches_s_prob() -> None:
+    torch.manual_seed(0)
+    ag = AutoGrids.random("h36m17", SHAPE, seed=1)
+    s = ag()
+    assert s.requires_grad and set(s.detach().unique().tolist()) <= {0.0, 1.0}
+    x = torch.randn(4, 17, 2)
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    out = phi_inv(s, conv(phi(s, x, SHAPE)))
+    (out - torch.randn(4, 17, 3)).pow(2).mean().backward()
+    assert ag.s_prob.grad is not None and ag.s_prob.grad.abs().sum() > 0
+    assert torch.isfinite(ag.s_prob.grad).all()
+
+
+def test_bad_shapes_raise() -> None:
+    with pytest.raises(LayoutError, match=r"expected \(25, 17\)"):
+        AutoGrids("h36m17", SHAPE, np.zeros((24, 17)))
+    with pytest.raises(ValueError, match="gumbel_tau"):
+        AutoGrids("h36m17", SHAPE, np.zeros((25, 17)), gumbel_tau=0.0)
+
+
+def _train(learn_layout: bool, steps: int = 200) -> tuple[float, float, AutoGrids, object]:
+    """Synthetic lifting (3D of each joint from its own and its parent's 2D) with a tiny grid net.
+
+    Returns the held-out loss (eval mode: argmax layout) before and after training.
+    """
+    torch.manual_seed(0)
+    mix = torch.randn(2, 3)
+    parent = torch.tensor([max(p, 0) for p in H36M17.parents])
+
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n, 17, 2)
+        return x, x @ mix + 0.5 * x[:, parent] @ mix
+
+    ag = AutoGrids.random("h36m17", SHAPE, seed=0)
+    start = ag.layout()
+    ag.s_prob.requires_grad_(learn_layout)
+    net = nn.Sequential(
+        nn.Conv2d(2, 16, 3, padding=1, padding_mode="circular"), nn.ReLU(),
+        nn.Conv2d(16, 3, 3, padding=1, padding_mode="circular"),
+    )
+    x_val, y_val = batch(512)
+
+    def val_loss() -> float:
+        ag.eval()
+        with torch.no_grad():
+            s = ag()
+            loss = (phi_inv(s, net(phi(s, x_val, SHAPE))) - y_val).pow(2).mean().item()
+        ag.train()
+        return loss
+
+    before = val_loss()
+    opt = torch.optim.Adam([{"params": net.parameters(), "lr": 1e-2}, {"params": [ag.s_prob], "lr": 5e-2}])
+    for step in range(steps):
+        ag.noise = step < steps // 2  # noise switched off half way (paper: after epoch 30)
+        x, y = batch(32)
+        s = ag()
+        loss = (phi_inv(s, net(phi(s, x, SHAPE))) - y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return before, val_loss(), ag, start
+
+
+def test_autogrids_learns_a_layout() -> None:
+    before, after, ag, start = _train(learn_layout=True)
+    _, frozen_after, _, _ = _train(learn_layout=False)
+    end = ag.layout()
+    assert after < 0.5 * before  # the loss falls
+    assert (end.index_grid() != start.index_grid()).sum() >= 5  # the hard layout changes
+    assert len(end.missing) < len(start.missing)  # it learns to hold the joints it lacked (A.3)
+    assert after < 0.7 * frozen_after  # and beats the same net trained on the frozen start layout

@@ -1,0 +1,313 @@
+"""PoseSet and the file-format loaders, on small synthetic files written in the real formats."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from gridconv_core.data import DataError, PoseSet
+from gridconv_core.data.camera import Camera, project
+from gridconv_core.data.formats import load_generic_npz, load_martinez, load_mpi_inf_3dhp, load_videopose3d
+from gridconv_core.data.generator import synthesize
+from gridconv_core.data.h36m import CAMERA_IDS
+from gridconv_core.data.keypoints import (
+    H36M32_TO_H36M17, MPI3DHP17_TO_H36M17, SH16_TO_H36M17, SH_NECK_RATIO, coco17_to_h36m17, match_joints,
+)
+from gridconv_core.data.normalization import normalize_screen, unnormalize_screen
+from gridconv_core.skeleton import COCO17, H36M17
+
+T = 60
+
+
+# ---------------------------------------------------------------------- fixtures: synthetic capture
+@pytest.fixture(scope="module")
+def capture():
+    """Two 60-frame motions (world mm) and four distorted cameras looking at them."""
+    cap = synthesize(4 * T, seed=11)
+    cams = {}
+    for i, cid in enumerate(CAMERA_IDS):
+        s = i * T
+        cams[cid] = {"R": cap.R[s].tolist(), "T": cap.T[s].tolist(), "f": cap.f[s].tolist(), "c": cap.c[s].tolist(),
+                     "k": [-0.2, 0.24, -0.003], "p": [-0.0014, -0.001], "res_w": 1000, "res_h": 1000}
+    motions = {"Walking 1": cap.joints_world[:T], "Greeting": cap.joints_world[T:2 * T]}
+    return motions, {"S9": cams}
+
+
+def _cameras(cam_json: dict) -> dict[str, Camera]:
+    return {cid: Camera.from_dict(cid, d) for cid, d in cam_json["S9"].items()}
+
+
+def _expected(world: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]:
+    x_cam = np.einsum("ij,nkj->nki", cam.R, world - cam.T)
+    return (x_cam - x_cam[:, :1]) / 1000, cam.project(x_cam)
+
+
+def _to32(x17: np.ndarray) -> np.ndarray:
+    x32 = np.repeat(x17[:, :1], 32, axis=1) + 7.0
+    x32[:, list(H36M32_TO_H36M17)] = x17
+    return x32
+
+
+def _rows(ps: PoseSet, sequence: str, camera: str) -> np.ndarray:
+    return (ps.sequence == sequence) & (ps.camera == camera)
+
+
+# ---------------------------------------------------------------------- PoseSet
+def _small_set(n: int = 10) -> PoseSet:
+    rng = np.random.default_rng(0)
+    return PoseSet(rng.normal(size=(n, 17, 2)), rng.normal(size=(n, 17, 3)), H36M17,
+                   subject=np.array(["S1", "S11"] * (n // 2)), action=np.full(n, "Walking"),
+                   sequence=np.array([f"Walking {i % 3}" for i in range(n)]), camera=np.full(n, "c"),
+                   frame=np.arange(n))
+
+
+def test_poseset_validation():
+    ok = _small_set()
+    with pytest.raises(DataError, match="frame-count mismatch"):
+        PoseSet(ok.pose2d, ok.pose3d[:5], H36M17, ok.subject, ok.action, ok.sequence, ok.camera, ok.frame)
+    with pytest.raises(DataError, match=r"expected \(N, 17, 2\)"):
+        PoseSet(ok.pose2d[:, :16], ok.pose3d, H36M17, ok.subject, ok.action, ok.sequence, ok.camera, ok.frame)
+    bad = ok.pose3d.clone()
+    bad[4, 2, 0] = float("nan")
+    with pytest.raises(DataError, match="NaN/inf .*first row 4"):
+        PoseSet(ok.pose2d, bad, H36M17, ok.subject, ok.action, ok.sequence, ok.camera, ok.frame)
+    with pytest.raises(DataError, match="label 'subject'"):
+        PoseSet(ok.pose2d, ok.pose3d, H36M17, ok.subject[:3], ok.action, ok.sequence, ok.camera, ok.frame)
+
+
+def test_poseset_subset_split_concat():
+    ps = _small_set()
+    sub = ps.subset(ps.frame % 2 == 0)
+    assert len(sub) == 5 and sub.pose3d.equal(ps.pose3d[::2]) and list(sub.frame) == [0, 2, 4, 6, 8]
+    assert ps.subset([3, 1]).pose2d.equal(ps.pose2d[[3, 1]])
+    s11, rest = ps.split_by("subject", ["S11"])
+    assert set(s11.subject) == {"S11"} and set(rest.subject) == {"S1"} and len(s11) + len(rest) == len(ps)
+    both = PoseSet.concat([rest, s11])
+    assert len(both) == len(ps) and sorted(both.frame) == list(range(10))
+    with pytest.raises(DataError, match="cannot split by"):
+        ps.split_by("colour", ["red"])
+    with pytest.raises(DataError, match="out of range"):
+        ps.subset([10])
+
+
+def test_poseset_batches_cover_each_sample_once():
+    ps = _small_set(10)
+    g = torch.Generator().manual_seed(0)
+    seen = torch.cat([p2 for p2, _ in ps.batches(4, shuffle=True, generator=g)])
+    assert seen.shape == ps.pose2d.shape
+    order = [int(torch.nonzero((ps.pose2d == row).all(dim=(1, 2)))[0]) for row in seen]
+    assert sorted(order) == list(range(10)) and order != list(range(10))
+    again = torch.cat([p2 for p2, _ in ps.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    assert again.equal(seen)
+    sizes = [len(p3) for _, p3 in ps.batches(4, shuffle=False, drop_last=True)]
+    assert sizes == [4, 4] and ps.num_batches(4, drop_last=True) == 2 and ps.num_batches(4) == 3
+    first2d, first3d = next(ps.batches(3, shuffle=False))
+    assert first2d.equal(ps.pose2d[:3]) and first3d.equal(ps.pose3d[:3])
+    assert ps.to("cpu").device.type == "cpu"
+
+
+# ---------------------------------------------------------------------- keypoints
+def test_coco_and_name_matching():
+    coco = np.random.default_rng(1).normal(size=(4, 17, 2))
+    h = coco17_to_h36m17(coco)
+    np.testing.assert_allclose(h[:, 0], (coco[:, 11] + coco[:, 12]) / 2)
+    np.testing.assert_allclose(h[:, 7], (h[:, 0] + h[:, 8]) / 2)
+    np.testing.assert_allclose(h[:, 10], (coco[:, 1] + coco[:, 2]) / 2)
+    np.testing.assert_allclose(h[:, H36M17.index("RWrist")], coco[:, COCO17.index("RWrist")])
+    assert np.array_equal(coco17_to_h36m17(torch.tensor(coco)).numpy(), h)
+    idx = match_joints(["left_shoulder", "Hip", "right knee", "Neck/Nose", "tail"], H36M17)
+    assert idx[H36M17.index("LShoulder")] == 0 and idx[0] == 1 and idx[H36M17.index("RKnee")] == 2
+    assert idx[H36M17.index("Nose")] == 3 and (idx >= 0).sum() == 4
+
+
+# ---------------------------------------------------------------------- VideoPose3D
+def _write_vp3d(tmp: Path, motions: dict, cams: dict[str, Camera], extra: int = 3) -> tuple[Path, Path, dict]:
+    pos3d = {"S9": {a: _to32(x) / 1000.0 for a, x in motions.items()}}
+    np.savez_compressed(tmp / "data_3d_h36m.npz", positions_3d=pos3d)
+    uv = {a: [np.concatenate([_expected(x, cams[c])[1]] * 2)[: T + extra] for c in CAMERA_IDS] for a, x in motions.items()}
+    meta = {"layout_name": "h36m", "num_joints": 17, "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]}
+    np.savez_compressed(tmp / "data_2d_h36m_cpn.npz", positions_2d={"S9": uv}, metadata=meta)
+    return tmp / "data_3d_h36m.npz", tmp / "data_2d_h36m_cpn.npz", uv
+
+
+def test_videopose3d_gt_and_detections(tmp_path, capture):
+    motions, cam_json = capture
+    cams = _cameras(cam_json)
+    (tmp_path / "cams.json").write_text(json.dumps(cam_json))
+    npz3, npz2, uv = _write_vp3d(tmp_path, motions, cams)
+    gt = load_videopose3d(npz3, subjects=["S9"], cameras=tmp_path / "cams.json")
+    assert len(gt) == 2 * T * 4 and set(gt.sequence) == {"Walking 1", "Greeting"}
+    for cid in CAMERA_IDS:
+        rows = _rows(gt, "Walking 1", cid)
+        p3, p2 = _expected(motions["Walking 1"], cams[cid])
+        np.testing.assert_allclose(gt.pose3d[rows].numpy(), p3, atol=1e-5)
+        np.testing.assert_allclose(gt.pose2d[rows].numpy(), normalize_screen(p2, 1000, 1000), atol=1e-5)
+    det = load_videopose3d(npz3, npz2, subjects=["S9"], cameras={"S9": cams})
+    assert set(det.sequence) == {"Walking 1"}  # S9 Greeting is a drift sequence for detected input
+    rows = _rows(det, "Walking 1", CAMERA_IDS[2])
+    np.testing.assert_allclose(det.pose2d[rows].numpy(), normalize_screen(uv["Walking 1"][2][:T], 1000, 1000), atol=1e-5)
+
+
+def test_videopose3d_rejects_code_in_pickles(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    np.savez(tmp_path / "evil.npz", positions_3d=np.array({"S9": Evil()}, dtype=object))
+    with pytest.raises(DataError, match="refusing to load builtins.print"):
+        load_videopose3d(tmp_path / "evil.npz", cameras={})
+    np.savez(tmp_path / "plain.npz", other=np.zeros(3))
+    with pytest.raises(DataError, match="no 'positions_3d' entry"):
+        load_videopose3d(tmp_path / "plain.npz", cameras={})
+
+
+def test_videopose3d_short_2d_is_an_error(tmp_path, capture):
+    motions, cam_json = capture
+    cams = _cameras(cam_json)
+    npz3, npz2, _ = _write_vp3d(tmp_path, motions, cams, extra=-5)
+    with pytest.raises(DataError, match="2D has shape .*match the 3D frames"):
+        load_videopose3d(npz3, npz2, subjects=["S9"], cameras={"S9": cams})
+
+
+# ---------------------------------------------------------------------- Martinez
+def _write_martinez(root: Path, motions: dict, cams: dict[str, Camera]) -> dict:
+    with h5py.File(root / "cameras.h5", "w") as f:
+        for i, cid in enumerate(CAMERA_IDS):
+            g = f.create_group(f"subject9/camera{i + 1}")
+            cam = cams[cid]
+            g["R"] = cam.R.T  # Martinez stores R transposed
+            for name in ("T", "f", "c", "k", "p"):
+                g[name] = getattr(cam, name).reshape(-1, 1)
+            g["Name"] = np.array([ord(ch) for ch in cid], dtype=np.uint8)
+    (root / "S9/MyPoses/3D_positions").mkdir(parents=True)
+    (root / "S9/StackedHourglass").mkdir(parents=True)
+    names = {"Walking 1": "Walking 1", "Greeting": "TakingPhoto"}  # file names as in the original release
+    uv_all = {}
+    for seq, x in motions.items():
+        with h5py.File(root / f"S9/MyPoses/3D_positions/{names[seq]}.h5", "w") as f:
+            f["3D_positions"] = _to32(x).reshape(T, 96).T
+        for cid in CAMERA_IDS:
+            uv = _expected(x, cams[cid])[1]
+            sh = np.zeros((T, 16, 2))
+            for j, s in enumerate(SH16_TO_H36M17):
+                if s >= 0:
+                    sh[:, s] = uv[:, j]
+            sh_name = names[seq].replace("TakingPhoto", "Photo").replace(" ", "_")
+            with h5py.File(root / f"S9/StackedHourglass/{sh_name}.{cid}.h5", "w") as f:
+                f["poses"] = sh
+            uv_all[(seq, cid)] = uv
+    return uv_all
+
+
+def test_martinez_layout(tmp_path, capture):
+    motions, cam_json = capture
+    cams = _cameras(cam_json)
+    uv = _write_martinez(tmp_path, motions, cams)
+    gt = load_martinez(tmp_path, subjects=["S9"])
+    assert set(gt.sequence) == {"Walking 1", "Photo"} and set(gt.action) == {"Walking", "Photo"}
+    rows = _rows(gt, "Photo", CAMERA_IDS[1])
+    p3, p2 = _expected(motions["Greeting"], cams[CAMERA_IDS[1]])
+    np.testing.assert_allclose(gt.pose3d[rows].numpy(), p3, atol=1e-5)
+    np.testing.assert_allclose(gt.pose2d[rows].numpy(), normalize_screen(p2, 1000, 1000), atol=1e-5)
+    sh = load_martinez(tmp_path, subjects=["S9"], source="sh")
+    rows = _rows(sh, "Walking 1", CAMERA_IDS[3])
+    got = unnormalize_screen(sh.pose2d[rows].numpy().astype(np.float64), 1000, 1000)
+    want = uv[("Walking 1", CAMERA_IDS[3])]
+    others = [j for j in range(17) if j != 9]
+    np.testing.assert_allclose(got[:, others], want[:, others], atol=1e-3)
+    np.testing.assert_allclose(got[:, 9], want[:, 8] + SH_NECK_RATIO * (want[:, 10] - want[:, 8]), atol=1e-3)
+    with pytest.raises(DataError, match="missing file .*cameras.h5"):
+        load_martinez(tmp_path / "S9", subjects=["S9"])
+
+
+# ---------------------------------------------------------------------- generic npz
+def _generic(tmp: Path, capture, **override) -> Path:
+    motions, cam_json = capture
+    cam = _cameras(cam_json)[CAMERA_IDS[0]]
+    x = motions["Walking 1"]
+    x_cam = np.einsum("ij,nkj->nki", cam.R, x - cam.T)
+    keep = [j for j in range(17) if H36M17.joint_names[j] != "Spine"][::-1]  # reversed order, Spine absent
+    names = ["hip" if H36M17.joint_names[j] == "Pelvis" else H36M17.joint_names[j] for j in keep]
+    data = {"pose2d": project(x_cam, cam.f, cam.c)[:, keep], "pose3d": x_cam[:, keep], "units": "mm",
+            "image_size": np.array([1000, 1000]), "joint_names": np.array(names), "action": np.full(T, "Walking 1")}
+    data.update(override)
+    path = tmp / "mine.npz"
+    np.savez(path, **data)
+    return path
+
+
+def test_generic_npz_matches_joints_by_name(tmp_path, capture):
+    ps = load_generic_npz(_generic(tmp_path, capture))
+    motions, cam_json = capture
+    cam = _cameras(cam_json)[CAMERA_IDS[0]]
+    x_cam = np.einsum("ij,nkj->nki", cam.R, motions["Walking 1"] - cam.T)
+    spine = H36M17.index("Spine")
+    valid = [j for j in range(17) if j != spine]
+    assert ps.meta["valid_joints"] == valid and ps.meta["missing_joints"] == ["Spine"]
+    np.testing.assert_allclose(ps.pose3d.numpy()[:, valid], ((x_cam - x_cam[:, :1]) / 1000)[:, valid], atol=1e-5)
+    assert ps.pose3d[:, spine].abs().max() == 0 and ps.pose2d[:, spine].abs().max() == 0
+    np.testing.assert_allclose(ps.pose2d.numpy()[:, valid], normalize_screen(project(x_cam, cam.f, cam.c), 1000, 1000)[:, valid], atol=1e-5)
+    assert set(ps.action) == {"Walking 1"}
+
+
+def test_generic_npz_bad_inputs(tmp_path, capture):
+    good = np.load(_generic(tmp_path, capture))
+    with pytest.raises(DataError, match="frame-count mismatch"):
+        load_generic_npz(_generic(tmp_path, capture, pose3d=good["pose3d"][:-1]))
+    nan = good["pose2d"].copy()
+    nan[7, 1, 0] = np.nan
+    with pytest.raises(DataError, match="pose2d has NaN/inf in 1 rows .first row 7"):
+        load_generic_npz(_generic(tmp_path, capture, pose2d=nan))
+    with pytest.raises(DataError, match="units"):
+        load_generic_npz(_generic(tmp_path, capture, units="inch"))
+    names = good["joint_names"].copy()
+    names[names == "hip"] = "belly"
+    with pytest.raises(DataError, match="root joint 'Pelvis'"):
+        load_generic_npz(_generic(tmp_path, capture, joint_names=names))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(DataError, match="corrupt npz file .*junk.npz"):
+        load_generic_npz(tmp_path / "junk.npz")
+    with pytest.raises(DataError, match="missing file .*nothere.npz"):
+        load_generic_npz(tmp_path / "nothere.npz")
+
+
+# ---------------------------------------------------------------------- MPI-INF-3DHP
+def _write_3dhp(root: Path, x17: np.ndarray, uv17: np.ndarray, ts: str, v73: bool) -> np.ndarray:
+    inv = np.argsort(MPI3DHP17_TO_H36M17)  # H36M index of each 3DHP joint
+    x3, u2 = x17[:, inv], uv17[:, inv]
+    valid = np.ones(len(x17), dtype=np.uint8)
+    valid[::5] = 0
+    (root / ts).mkdir(parents=True)
+    if v73:  # MATLAB v7.3 = HDF5 (512-byte user block), axes reversed as h5py sees them
+        with h5py.File(root / ts / "annot_data.mat", "w", userblock_size=512) as f:
+            f["annot2"] = u2[:, None]
+            f["univ_annot3"] = x3[:, None]
+            f["valid_frame"] = valid[:, None].astype(np.float64)
+    else:  # MATLAB order (C, 17, 1, T)
+        scipy.io.savemat(root / ts / "annot_data.mat", {
+            "annot2": u2.transpose(2, 1, 0)[:, :, None], "univ_annot3": x3.transpose(2, 1, 0)[:, :, None],
+            "valid_frame": valid[None], "activity_annotation": np.full((1, len(x17)), 3.0)})
+    return valid.astype(bool)
+
+
+@pytest.mark.parametrize("v73", [False, True])
+def test_mpi_inf_3dhp(tmp_path, capture, v73):
+    motions, cam_json = capture
+    cam = _cameras(cam_json)[CAMERA_IDS[0]]
+    x_cam = np.einsum("ij,nkj->nki", cam.R, motions["Walking 1"] - cam.T)
+    uv = project(x_cam, cam.f, cam.c) * 1.9
+    valid = _write_3dhp(tmp_path, x_cam, uv, "TS5", v73)
+    ps = load_mpi_inf_3dhp(tmp_path, sequences=["TS5"])
+    assert len(ps) == valid.sum() and list(ps.frame) == list(np.flatnonzero(valid))
+    np.testing.assert_allclose(ps.pose3d.numpy(), ((x_cam - x_cam[:, :1]) / 1000)[valid], atol=1e-5)
+    np.testing.assert_allclose(ps.pose2d.numpy(), normalize_screen(uv, 1920, 1080)[valid], atol=1e-5)
+    assert set(ps.action) == ({"unknown"} if v73 else {"Sitting"})
+    with pytest.raises(DataError, match="missing file .*TS1.annot_data.mat"):
+        load_mpi_inf_3dhp(tmp_path, sequences=["TS1"])
+    with pytest.raises(DataError, match="unknown 3DHP sequence 'TS9'"):
+        load_mpi_inf_3dhp(tmp_path, sequences=["TS9"])

@@ -1,0 +1,105 @@
+"""Evaluation protocols against a hand-computed example (issue 3, "Evaluation")."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gridconv_core.data import PoseSet
+from gridconv_core.evaluate import EvalError, combine_reports, evaluate
+from gridconv_core.skeleton import H36M17
+
+
+class DepthZero(nn.Module):
+    """Lifts (x, y) to (x, y, 0): the error of a frame is then exactly its ground-truth depth."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.zeros_like(x[..., :1])], dim=-1) + 0 * self.dummy
+
+
+def make_set(depths_m: list[float], actions: list[str], source: str = "gt", valid: list[int] | None = None,
+             neck_depth: float | None = None) -> PoseSet:
+    n, j = len(depths_m), H36M17.num_joints
+    xy = torch.linspace(-0.5, 0.5, n * j * 2).reshape(n, j, 2)
+    z = torch.tensor(depths_m).reshape(n, 1, 1).expand(n, j, 1).clone()
+    if neck_depth is not None:
+        z[:, 9] = neck_depth
+    meta = {"source": source}
+    if valid is not None:
+        meta["valid_joints"] = valid
+    return PoseSet(xy, torch.cat([xy, z], dim=-1), H36M17, ["S9"] * n, actions, actions, ["c"] * n, np.arange(n), meta)
+
+
+ACTIONS = ["Walking 1", "Walking", "Eating", "Eating 2", "Eating"]
+DEPTHS = [0.010, 0.030, 0.100, 0.100, 0.100]  # metres: per-frame MPJPE 10, 30, 100, 100, 100 mm
+
+
+def test_per_action_and_frame_means_match_hand_computation() -> None:
+    report = evaluate(DepthZero(), make_set(DEPTHS, ACTIONS), protocols=["P1*", "PCK", "AUC"])
+    p1 = report.results["P1*"]
+    assert p1.per_action == pytest.approx({"Eating": 100.0, "Walking": 20.0})
+    assert p1.frames_per_action == {"Eating": 3, "Walking": 2}
+    assert p1.action_mean == pytest.approx(60.0)  # the paper's number: mean over actions
+    assert p1.frame_mean == pytest.approx(68.0)  # (10 + 30 + 3 * 100) / 5
+    assert report["P1*"] == pytest.approx(60.0)
+    assert report.results["PCK"].frame_mean == pytest.approx(100.0)  # all errors below 150 mm
+    # AUC: fraction of the 31 thresholds 0, 5, ..., 150 mm strictly above each frame's error
+    per_frame_auc = [sum(t > e for t in range(0, 151, 5)) / 31 * 100 for e in (10, 30, 100, 100, 100)]
+    assert report.results["AUC"].frame_mean == pytest.approx(np.mean(per_frame_auc))
+    assert list(p1.per_action) == ["Eating", "Walking"]  # the standard H36M action order
+    text = report.table()
+    assert "action mean" in text and "60.0" in text and "68.0" in text
+    json.dumps(report.to_dict())
+
+
+def test_pa_mpjpe_of_a_similarity_transform_is_zero() -> None:
+    ps = make_set(DEPTHS, ACTIONS)
+
+    class Scaled(DepthZero):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # a rotation by 90 degrees about z plus scale 2 of the ground truth for a flat (z=0) pose
+            return torch.stack([-2 * x[..., 1], 2 * x[..., 0], torch.zeros_like(x[..., 0])], -1) + 0 * self.dummy
+
+    flat = make_set([0.0] * 5, ACTIONS)
+    assert evaluate(Scaled(), flat, ["P2"])["P2"] == pytest.approx(0.0, abs=1e-6)
+    assert evaluate(DepthZero(), ps, ["P2"])["P2"] > 0
+
+
+def test_metrics_restricted_to_shared_joints_and_report_names_them() -> None:
+    valid = [j for j in range(17) if j != 9]
+    ps = make_set(DEPTHS, ACTIONS, valid=valid, neck_depth=5.0)  # a huge error on the joint the data lacks
+    report = evaluate(DepthZero(), ps, ["P1*"])
+    assert report.results["P1*"].action_mean == pytest.approx(60.0)
+    assert report.excluded_joints == [H36M17.joint_names[9]]
+    assert len(report.joints) == 16
+    explicit = evaluate(DepthZero(), make_set(DEPTHS, ACTIONS, neck_depth=5.0), ["P1*"], joints=valid)
+    assert explicit["P1*"] == pytest.approx(60.0)
+    with_neck = evaluate(DepthZero(), make_set(DEPTHS, ACTIONS, neck_depth=5.0), ["P1*"])
+    assert with_neck["P1*"] > 60.0
+
+
+def test_protocol_input_source_is_checked() -> None:
+    gt_set = make_set(DEPTHS, ACTIONS, source="gt")
+    with pytest.raises(EvalError, match="P1 needs 'sh'"):
+        evaluate(DepthZero(), gt_set, ["P1"])
+    with pytest.raises(EvalError, match="unknown protocol"):
+        evaluate(DepthZero(), gt_set, ["P7"])
+    sh = evaluate(DepthZero(), make_set(DEPTHS, ACTIONS, source="sh"), ["P1", "P2"])
+    both = combine_reports([sh, evaluate(DepthZero(), gt_set, ["P1*"])])
+    assert list(both.results) == ["P1", "P2", "P1*"]
+    assert both.results["P1"].source == "sh" and both.results["P1*"].source == "gt"
+
+
+def test_default_protocols_without_actions_are_cross_dataset() -> None:
+    ps = make_set(DEPTHS, [""] * 5)
+    report = evaluate(DepthZero(), ps, batch_size=2)  # batches of 2 over 5 frames
+    assert list(report.results) == ["MPJPE", "P2", "PCK", "AUC"]
+    assert report.results["MPJPE"].action_mean is None
+    assert report["MPJPE"] == pytest.approx(68.0)

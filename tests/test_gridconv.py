@@ -1,0 +1,118 @@
+"""Fast fused GridConv / D-GridConv (eq. 6-8) against a naive per-cell reference; attention (eq. 7, Fig. 8)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from gridconv_core.attention import KernelAttention, KernelScale, build_attention
+from gridconv_core.gridconv import DGridConv, GridConv, normalise_paddings
+
+
+def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 8 cell by cell and tap by tap: pad each branch, scale each tap of W by alpha_ij, sum."""
+    b, _, h, p = x.shape
+    k, r = layer.kernel_size, layer.kernel_size // 2
+    out = torch.zeros(b, layer.out_channels, h, p, dtype=torch.float64)
+    for n, mode in enumerate(layer.paddings):
+        xp = F.pad(x.double(), (r, r, r, r), mode="constant" if mode == "zeros" else mode)
+        w = layer.branch_weights()[n].double()
+        for i in range(h):
+            for j in range(p):
+                for dy in range(k):
+                    for dx in range(k):
+                        a = 1.0 if alpha is None else alpha[:, dy * k + dx, i, j].double()[:, None]
+                        out[:, :, i, j] += a * (xp[:, :, i + dy, j + dx] @ w[:, :, dy, dx].t())
+                if layer.has_bias:
+                    out[:, :, i, j] += layer.branch_biases()[n].double()
+    return out.float()
+
+
+@pytest.mark.parametrize("paddings", [("circular",), ("zeros",), ("replicate",), ("c", "r"), ("c", "z"), ("c", "r", "z", "c")])
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_fast_dgridconv_equals_naive(paddings: tuple[str, ...], kernel: int) -> None:
+    torch.manual_seed(kernel)
+    layer = DGridConv(4, 6, kernel, (7, 5), paddings)
+    x = torch.randn(3, 4, 7, 5)
+    alpha = torch.rand(3, kernel * kernel, 7, 5)
+    torch.testing.assert_close(layer(x, KernelScale(alpha)), naive_dgridconv(layer, x, alpha), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer(x), naive_dgridconv(layer, x, None), atol=1e-5, rtol=1e-5)
+
+
+def test_vanilla_gridconv_matches_conv2d_and_blocks() -> None:
+    torch.manual_seed(0)
+    layer = GridConv(3, 5, 3, (5, 5), ("circular", "replicate"), bias=False)
+    x = torch.randn(130, 3, 5, 5)  # more than one CPU block
+    ref = sum(
+        F.conv2d(F.pad(x, (1, 1, 1, 1), mode=m), w) for m, w in zip(("circular", "replicate"), layer.branch_weights())
+    )
+    torch.testing.assert_close(layer(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_official_parameter_names_and_gradients() -> None:
+    layer = DGridConv(2, 4, 3, (5, 5), ("c", "z", "r", "c"))
+    assert sorted(n for n, _ in layer.named_parameters()) == sorted(
+        [f"branch{i}_weight" for i in range(1, 5)] + [f"branch{i}_bias" for i in range(1, 5)]
+    )
+    x = torch.randn(2, 2, 5, 5)
+    alpha = torch.rand(2, 9, 5, 5, requires_grad=True)
+    layer(x, KernelScale(alpha)).square().sum().backward()
+    assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in layer.branch_weights())
+
+
+def test_bad_paddings_and_shapes_raise_value_errors() -> None:
+    with pytest.raises(ValueError, match="1, 2 or 4"):
+        normalise_paddings(("c", "r", "z"))
+    with pytest.raises(ValueError, match="reflect"):
+        normalise_paddings(("reflect",))
+    with pytest.raises(ValueError, match="odd"):
+        GridConv(2, 2, 2, (5, 5))
+    with pytest.raises(ValueError, match="does not fit"):
+        GridConv(2, 2, 3, (5, 5))(torch.randn(1, 2, 4, 5))
+
+
+def test_kernel_attention_parameter_counts_and_range() -> None:
+    assert sum(p.numel() for p in KernelAttention(256, 3, (5, 5)).parameters()) == 7953
+    assert sum(p.numel() for p in KernelAttention(2, 3, (5, 5)).parameters()) == 3889
+    att = KernelAttention(8, 3, (7, 5)).eval()
+    alpha = att(torch.randn(4, 8, 7, 5)).taps.detach()
+    assert alpha.shape == (4, 9, 7, 5) and float(alpha.min()) > 0 and float(alpha.max()) < 1
+    assert sorted(n.split(".")[0] for n, _ in att.named_parameters()) == ["bn", "bn", "fc", "position_fc", "position_fc"]
+
+
+def test_attention_temperature_flattens_alpha() -> None:
+    torch.manual_seed(0)
+    att = KernelAttention(8, 3, (5, 5), temperature=1.0).eval()
+    x = torch.randn(4, 8, 5, 5)
+    sharp = att(x).taps
+    att.temperature = 30.0
+    flat = att(x).taps
+    assert (flat - 0.5).abs().max() < (sharp - 0.5).abs().max()
+    torch.testing.assert_close(torch.logit(flat) * 30.0, torch.logit(sharp), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["se", "spatial", "spatial_channel"])
+def test_fig8_variants_scale_the_kernel(kind: str) -> None:
+    torch.manual_seed(0)
+    att = build_attention(kind, 6, 3, (5, 5)).eval()
+    layer = DGridConv(6, 4, 3, (5, 5))
+    x = torch.randn(3, 6, 5, 5)
+    scale = att(x)
+    expected_x = x if scale.channels is None else x * scale.channels
+    taps = None if scale.taps is None else scale.taps.expand(3, 9, 5, 5)
+    torch.testing.assert_close(layer(x, scale), naive_dgridconv(layer, expected_x, taps), atol=1e-5, rtol=1e-5)
+    assert build_attention("none", 6, 3, (5, 5)) is None
+    with pytest.raises(ValueError, match="unknown attention"):
+        build_attention("cbam", 6, 3, (5, 5))
+
+
+def test_bf16_autocast_cpu() -> None:
+    torch.manual_seed(0)
+    layer = DGridConv(16, 16, 3, (5, 5))
+    x, alpha = torch.randn(4, 16, 5, 5), torch.rand(4, 9, 5, 5)
+    ref = layer(x, KernelScale(alpha))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x, KernelScale(alpha))
+    assert out.dtype in (torch.bfloat16, torch.float32)
+    assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
