@@ -16,3 +16,12 @@ __all__ += [
     "KernelScale", "build_attention", "ConfigError", "GLNConfig", "GridConv", "DGridConv",
     "GridLiftingNetwork", "InputError", "build_model", "CheckpointError", "load_official_checkpoint",
 ]
+from . import baselines, graph, layouts
+from .autogrids import AutoGrids
+from .graph import compare_graphs, grid_graph, skeleton_graph
+from .skeleton import register_skeleton
+
+__all__ += [
+    "layouts", "graph", "baselines", "AutoGrids", "grid_graph", "skeleton_graph", "compare_graphs",
+    "register_skeleton",
+]

@@ -46,7 +46,8 @@ class AutoGrids(nn.Module):
         self.shape = (int(shape[0]), int(shape[1]))
         expected = (self.shape[0] * self.shape[1], self.skeleton.num_joints)
         if tuple(s_prob.shape) != expected:
-            raise LayoutError(f"S^prob has shape {tuple(s_prob.shape)}, expected {expected} for a {shape[0]}x{shape[1]} grid")
+            grid = f"{shape[0]}x{shape[1]}"
+            raise LayoutError(f"S^prob has shape {tuple(s_prob.shape)}, expected {expected} for a {grid} grid")
         if gumbel_tau <= 0:
             raise ValueError(f"gumbel_tau must be positive, got {gumbel_tau}")
         self.s_prob = nn.Parameter(torch.as_tensor(s_prob, dtype=torch.float32).clone())

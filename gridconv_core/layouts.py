@@ -102,7 +102,8 @@ def handcrafted(skeleton: str | Skeleton = "h36m17") -> GridLayout:
     """The handcrafted SGT (paper Fig. 2): official 5x5 for h36m17, our 7x5 for h36m32 (Table 6)."""
     sk = get_skeleton(skeleton)
     if sk.name not in _HANDCRAFTED:
-        raise LayoutError(f"no handcrafted layout for skeleton {sk.name!r} (have {', '.join(_HANDCRAFTED)}); use 'auto'")
+        known = ", ".join(_HANDCRAFTED)
+        raise LayoutError(f"no handcrafted layout for skeleton {sk.name!r} (have {known}); use 'auto'")
     return GridLayout.from_rows(_HANDCRAFTED[sk.name], sk, f"handcrafted-{sk.name}")
 
 
@@ -175,9 +176,9 @@ def auto(skeleton: str | Skeleton, shape: tuple[int, int] | None = None, seed: i
     :class:`Skeleton` is registered by name so that the layout can refer to it.
     """
     sk = skeleton if isinstance(skeleton, Skeleton) else get_skeleton(skeleton)
+    neighbours = _tree_neighbours(sk)
     if isinstance(skeleton, Skeleton):
         register_skeleton(sk)
-    neighbours = _tree_neighbours(sk)
     blocks = sorted(
         (_block(sk, neighbours, root, -1) for root in range(sk.num_joints)),
         key=lambda rows: (len(rows) * len(rows[0]), abs(len(rows) - len(rows[0])), len(rows[0]) > len(rows)),
@@ -206,7 +207,10 @@ def get_layout(
 
     A given ``shape`` must match fixed-size families; a layout or file must be for ``skeleton``.
     """
-    sk = get_skeleton(skeleton)
+    try:
+        sk = get_skeleton(skeleton)
+    except KeyError as err:
+        raise LayoutError(str(err.args[0])) from None
     if isinstance(spec, GridLayout):
         layout = spec
     elif isinstance(spec, str) and spec in FAMILIES:
@@ -218,7 +222,8 @@ def get_layout(
     if layout.skeleton_name != sk.name:
         raise LayoutError(f"layout {layout.name or spec!r} is for skeleton {layout.skeleton_name!r}, not {sk.name!r}")
     if shape is not None and tuple(shape) != layout.shape:
-        raise LayoutError(f"layout {layout.name or spec!r} is {layout.shape[0]}x{layout.shape[1]}, not {shape[0]}x{shape[1]}")
+        (h, p), name = layout.shape, layout.name or spec
+        raise LayoutError(f"layout {name!r} is {h}x{p}, not {shape[0]}x{shape[1]}")
     return layout
 
 

@@ -12,6 +12,7 @@ import os
 import pickle
 import types
 import zipfile
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,21 +54,22 @@ _ALLOWED = {
 _STAND_IN_MODULES = ("torch.optim.",)
 
 
+class _Disallowed(pickle.UnpicklingError):
+    """A pickle names a global outside the allow-list."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """``find_class`` limited to the allow-list; ``torch.optim.*`` names become :class:`OptimizerStandIn`."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if self.proto < 3 and self.fix_imports:  # Python 2 names, as the default find_class maps them
-            from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
-
-            module, name = NAME_MAPPING.get((module, name), (IMPORT_MAPPING.get(module, module), name))
+        module, name = NAME_MAPPING.get((module, name), (IMPORT_MAPPING.get(module, module), name))  # Python 2
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         if module == "torch" and name.endswith("Storage") and name[:1].isupper():
             return super().find_class(module, name)
         if module.startswith(_STAND_IN_MODULES):
             return OptimizerStandIn
-        raise pickle.UnpicklingError(f"disallowed global {module}.{name}")
+        raise _Disallowed(f"disallowed global {module}.{name}")
 
 
 def _restricted_load(file: Any, **kwargs: Any) -> Any:
@@ -96,7 +98,7 @@ def read_official_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         obj = torch.load(
             io.BytesIO(data), map_location="cpu", pickle_module=restricted_pickle, weights_only=False, encoding="latin1"
         )
-    except pickle.UnpicklingError as err:
+    except _Disallowed as err:
         raise CheckpointError(f"refused {path}: {err}") from None
     except Exception as err:  # truncated or corrupt files fail in many ways inside torch.load
         raise CheckpointError(f"corrupt or truncated checkpoint {path}: {type(err).__name__}: {err}") from None

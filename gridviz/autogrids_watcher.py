@@ -36,6 +36,11 @@ def _heatmap_z(snapshot: np.ndarray, log: bool) -> np.ndarray:
     return np.log10(np.maximum(snapshot, _LOG_FLOOR)) if log else snapshot
 
 
+def _colour_range(log: bool) -> dict[str, Any]:
+    """Fixed colour axis (so epochs compare) and its colour-bar title."""
+    return {"zmin": float(np.log10(_LOG_FLOOR)), "zmax": 0.0} if log else {"zmin": 0.0, "zmax": 1.0}
+
+
 def _title(epoch: int | None, log: bool) -> str:
     scale = "log10 " if log else ""
     return f"{scale}S<sup>prob</sup>" + ("" if epoch is None else f" at epoch {epoch}")
@@ -73,6 +78,7 @@ def sprob_figure(
     fig = go.Figure(
         go.Heatmap(
             z=_heatmap_z(arr, log),
+            **_colour_range(log),
             x=list(sk.joint_names),
             y=_cell_labels(shape),
             colorscale="Viridis",
@@ -85,7 +91,7 @@ def sprob_figure(
         xaxis={"title": "joint", "tickangle": -45},
         yaxis={"title": "grid cell (row, col)", "autorange": "reversed"},
         height=max(360, 18 * shape[0] * shape[1] + 140),
-        width=720,
+        width=640,
         margin={"l": 80, "r": 20, "t": 50, "b": 90},
     )
     return fig
@@ -111,15 +117,15 @@ class AutoGridsWatcher(widgets.VBox):
         widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.scale = widgets.ToggleButtons(options=["linear", "log"], value="linear", description="colour",
                                            style={"button_width": "64px"})
-        self.figure = go.FigureWidget(sprob_figure(np.full((self.shape[0] * self.shape[1], self.skeleton.num_joints),
-                                                           1.0 / self.skeleton.num_joints), self.shape, self.skeleton))
-        self.figure.layout.title.text = "S<sup>prob</sup>: waiting for the first epoch"
-        self.grid = widgets.HTML()
+        self.figure = go.FigureWidget(sprob_figure(np.zeros((self.shape[0] * self.shape[1], self.skeleton.num_joints)),
+                                                   self.shape, self.skeleton))
+        self.figure_box = widgets.Box([self.figure], layout=widgets.Layout(display="none"))  # until a snapshot
+        self.grid = widgets.HTML("<i>Waiting for the first epoch's S<sup>prob</sup>.</i>")
         self.slider.observe(self._redraw, "value")
         self.scale.observe(self._redraw, "value")
         super().__init__(
             [self.banner, widgets.HBox([self.play, self.slider, self.scale]),
-             widgets.HBox([self.figure, self.grid], layout=widgets.Layout(align_items="flex-start"))]
+             widgets.HBox([self.figure_box, self.grid], layout=widgets.Layout(align_items="flex-start"))]
         )
         self.add_class("gridviz-autogrids")
 
@@ -175,6 +181,7 @@ class AutoGridsWatcher(widgets.VBox):
             self.slider.max = self.play.max = last
             self.slider.disabled = self.play.disabled = False
         self.banner.value = ""
+        self.figure_box.layout.display = "flex"
         if self.slider.value == last:
             self._redraw()
         else:
@@ -223,6 +230,7 @@ class AutoGridsWatcher(widgets.VBox):
         log = self.scale.value == "log"
         with self.figure.batch_update():
             self.figure.data[0].z = _heatmap_z(self.history[index], log)
+            self.figure.data[0].update(_colour_range(log))
             self.figure.data[0].colorbar.title.text = "log10 p" if log else "p"
             self.figure.layout.title.text = _title(self.epochs[index], log)
         self.grid.value = self._grid_html(index)
@@ -238,8 +246,8 @@ class AutoGridsWatcher(widgets.VBox):
             for c, j in enumerate(row):
                 mark = "background:#fff3c4;border:2px solid #e8710a;" if (r, c) in changed else "border:1px solid #b8c2cc;"
                 tds.append(
-                    f"<td data-testid='hard-cell-{r}-{c}' style='{mark}padding:4px 6px;text-align:center;"
-                    f"min-width:52px'>{html.escape(names[j])}</td>"
+                    f"<td data-testid='hard-cell-{r}-{c}' style='{mark}padding:3px 4px;text-align:center;"
+                    f"min-width:44px'>{html.escape(names[j])}</td>"
                 )
             rows.append("<tr>" + "".join(tds) + "</tr>")
         problems = GridLayout.check(hard.tolist(), self.skeleton)
@@ -248,7 +256,7 @@ class AutoGridsWatcher(widgets.VBox):
             if problems else ""
         )
         return (
-            f"<div style='font:13px system-ui,sans-serif;margin-top:50px'><b>Hard layout, epoch {self.epochs[index]}</b>"
+            f"<div style='font:12px system-ui,sans-serif;margin-top:50px;max-width:460px'><b>Hard layout, epoch {self.epochs[index]}</b>"
             f" <span data-testid='autogrids-changed'>({len(changed)} cell{'s' if len(changed) != 1 else ''} changed"
             f" since the previous epoch)</span><table style='border-collapse:separate;border-spacing:3px;margin:6px 0'>"
             + "".join(rows) + f"</table>{note}</div>"

@@ -59,7 +59,7 @@ def test_bad_shapes_raise() -> None:
         AutoGrids("h36m17", SHAPE, np.zeros((25, 17)), gumbel_tau=0.0)
 
 
-def _train(learn_layout: bool, steps: int = 200) -> tuple[float, float, AutoGrids, object]:
+def _train(learn_layout: bool, steps: int = 150) -> tuple[float, float, AutoGrids, object]:
     """Synthetic lifting (3D of each joint from its own and its parent's 2D) with a tiny grid net.
 
     Returns the held-out loss (eval mode: argmax layout) before and after training.
@@ -102,7 +102,16 @@ def _train(learn_layout: bool, steps: int = 200) -> tuple[float, float, AutoGrid
     return before, val_loss(), ag, start
 
 
-def test_autogrids_learns_a_layout() -> None:
+@pytest.fixture
+def one_thread():
+    """Tiny ops run fastest, and do not fight other test runs for the cores, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_autogrids_learns_a_layout(one_thread) -> None:
     before, after, ag, start = _train(learn_layout=True)
     _, frozen_after, _, _ = _train(learn_layout=False)
     end = ag.layout()

@@ -115,7 +115,7 @@ def test_bad_inputs_fail_with_one_line(ckpt: Path, tmp_path: Path, capsys: pytes
         (["train", "--config", str(tmp_path / "missing.json")], "cannot read config"),
         (["train", "--config", str(tmp_path / "cfg.json")], "malformed config"),
         (["train", "--resume", str(tmp_path / "norun")], "nothing to resume"),
-        (["train", "--set", "dataset=h36m", "--set", f"data_root={tmp_path}"], "missing file"),
+        (["train", "--set", "dataset=h36m", "--set", f"data_root={tmp_path}"], "h36m_cameras.json"),
         (["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", "synthetic"], "not found"),
         (["evaluate", "--checkpoint", str(garbage), "--data", "synthetic"], "cannot read"),
         (["evaluate", "--checkpoint", str(half), "--data", "synthetic"], "cannot read"),

@@ -215,9 +215,9 @@ def test_martinez_layout(tmp_path, capture):
     np.testing.assert_allclose(gt.pose3d[rows].numpy(), p3, atol=1e-5)
     np.testing.assert_allclose(gt.pose2d[rows].numpy(), normalize_screen(p2, 1000, 1000), atol=1e-5)
     sh = load_martinez(tmp_path, subjects=["S9"], source="sh")
-    rows = _rows(sh, "Walking 1", CAMERA_IDS[3])
+    rows = _rows(sh, "Walking 1", CAMERA_IDS[2])  # a 1000 x 1000 camera
     got = unnormalize_screen(sh.pose2d[rows].numpy().astype(np.float64), 1000, 1000)
-    want = uv[("Walking 1", CAMERA_IDS[3])]
+    want = uv[("Walking 1", CAMERA_IDS[2])]
     others = [j for j in range(17) if j != 9]
     np.testing.assert_allclose(got[:, others], want[:, others], atol=1e-3)
     np.testing.assert_allclose(got[:, 9], want[:, 8] + SH_NECK_RATIO * (want[:, 10] - want[:, 8]), atol=1e-3)
@@ -256,7 +256,7 @@ def test_generic_npz_matches_joints_by_name(tmp_path, capture):
 
 
 def test_generic_npz_bad_inputs(tmp_path, capture):
-    good = np.load(_generic(tmp_path, capture))
+    good = dict(np.load(_generic(tmp_path, capture)))
     with pytest.raises(DataError, match="frame-count mismatch"):
         load_generic_npz(_generic(tmp_path, capture, pose3d=good["pose3d"][:-1]))
     nan = good["pose2d"].copy()

@@ -81,6 +81,9 @@ def test_log_toggle_rescales_the_heatmap() -> None:
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), np.log10(np.maximum(hist[1], 1e-4)))
     assert w.figure.layout.title.text == "log10 S<sup>prob</sup> at epoch 1"
     assert w.figure.data[0].colorbar.title.text == "log10 p"
+    assert (w.figure.data[0].zmin, w.figure.data[0].zmax) == (-4.0, 0.0)
+    w.scale.value = "linear"
+    assert (w.figure.data[0].zmin, w.figure.data[0].zmax) == (0.0, 1.0)
 
 
 def test_hard_layout_and_changed_cells_follow_eq5() -> None:
@@ -137,11 +140,12 @@ class _FakeModel(torch.nn.Module):
 def test_epoch_end_feeds_the_view_live() -> None:
     hist = _history(3)
     w = AutoGridsWatcher(SHAPE, "h36m17")
-    assert "waiting" in w.figure.layout.title.text and w.slider.disabled
+    assert "Waiting for the first epoch" in w.grid.value and w.slider.disabled
+    assert w.figure_box.layout.display == "none"
     model = _FakeModel(_FakeAutoGrids(hist))
     for epoch in range(3):
         w.on_epoch_end({"epoch": epoch, "loss": 1.0}, model)
-        assert w.slider.value == epoch
+        assert w.slider.value == epoch and w.figure_box.layout.display == "flex"
         np.testing.assert_allclose(np.asarray(w.figure.data[0].z), hist[epoch])
     w.on_epoch_end({"epoch": 3}, _FakeModel(None))
     assert "no AutoGrids" in w.banner.value and len(w.history) == 3

@@ -132,5 +132,9 @@ def test_get_layout_resolves_and_rejects() -> None:
         layouts.get_layout(hand, "coco17")
     with pytest.raises(LayoutError, match="no handcrafted layout"):
         layouts.get_layout("handcrafted", "coco17")
+    with pytest.raises(LayoutError, match="unknown skeleton 'mpii'"):
+        layouts.get_layout("auto", "mpii")
+    with pytest.raises(LayoutError, match="not a single tree"):
+        layouts.auto(Skeleton("test-forest", ("A", "B", "C"), (-1, 0, -1)))
     with pytest.raises(LayoutError, match="cannot read layout file"):
         layouts.get_layout("missing-file.json")

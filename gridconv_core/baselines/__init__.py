@@ -20,13 +20,12 @@ from ..layouts import get_layout
 from ..skeleton import Skeleton, get_skeleton
 from .lcn import LocallyConnected
 from .sem_graph_conv import SemGraphConv
-from .simple_baseline import WIDTH_PER_CHANNEL, PoseInputError, ResidualLifter, SimpleBaseline, check_pose_input
+from .simple_baseline import WIDTH_PER_CHANNEL, ResidualLifter, SimpleBaseline, check_pose_input
 
 __all__ = [
     "BASELINES",
     "GraphBaseline",
     "LocallyConnected",
-    "PoseInputError",
     "SemGraphConv",
     "SimpleBaseline",
     "baseline_adjacency",
@@ -66,11 +65,18 @@ def baseline_adjacency(config: Any, skeleton: str | Skeleton) -> Tensor:
 
 
 def build_baseline(config: Any, skeleton: str | Skeleton) -> nn.Module:
-    """The baseline ``config.model`` for ``skeleton``, sized by ``channels``, ``num_blocks``, ``dropout``."""
+    """The baseline ``config.model`` for ``skeleton``, sized by ``channels``, ``num_blocks``, ``dropout``.
+
+    The module carries ``.skeleton`` and ``.config`` like every model of ``build_model``.
+    """
     sk = get_skeleton(skeleton)
+    net: nn.Module
     if config.model == "simple_baseline":
-        return SimpleBaseline(sk.num_joints, WIDTH_PER_CHANNEL * config.channels, config.num_blocks, config.dropout)
-    if config.model in _GRAPH_LAYERS:
+        net = SimpleBaseline(sk.num_joints, WIDTH_PER_CHANNEL * config.channels, config.num_blocks, config.dropout)
+    elif config.model in _GRAPH_LAYERS:
         adj = baseline_adjacency(config, sk)
-        return GraphBaseline(_GRAPH_LAYERS[config.model], adj, config.channels, config.num_blocks, config.dropout)
-    raise ValueError(f"unknown baseline {config.model!r}; choose one of {', '.join(BASELINES)}")
+        net = GraphBaseline(_GRAPH_LAYERS[config.model], adj, config.channels, config.num_blocks, config.dropout)
+    else:
+        raise ValueError(f"unknown baseline {config.model!r}; choose one of {', '.join(BASELINES)}")
+    net.skeleton, net.config = sk, config
+    return net

@@ -30,7 +30,8 @@ class SemGraphConv(nn.Module):
         self.weight = nn.Parameter(torch.empty(2, in_features, out_features))
         nn.init.xavier_uniform_(self.weight, gain=1.414)  # SemGCN's initialisation
         self.edge_weight = nn.Parameter(torch.ones(self.edge_index.shape[1]))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-1, 1).mul_(1 / math.sqrt(out_features))) if bias else None
+        bound = 1 / math.sqrt(out_features)  # SemGCN's bias initialisation
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
 
     def aggregation(self) -> Tensor:
         """The row-softmax ``A`` over each joint's neighbours, ``(J, J)``; zero outside the graph."""

@@ -49,7 +49,7 @@ def project(x_cam: Array, f: Any, c: Any, k: Any = (0.0, 0.0, 0.0), p: Any = (0.
     f, c, k, p = (_like(v, x_cam)[..., None, :] for v in (f, c, k, p))
     xy = x_cam[..., :2] / x_cam[..., 2:3]
     r2 = xy[..., 0:1] ** 2 + xy[..., 1:2] ** 2
-    radial = 1 + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
+    radial = 1 + r2 * (k[..., 0:1] + r2 * (k[..., 1:2] + r2 * k[..., 2:3]))  # Horner form
     tan = p[..., 0:1] * xy[..., 1:2] + p[..., 1:2] * xy[..., 0:1]
     distorted = xy * (radial + tan) + p[..., [1, 0]] * r2
     return f * distorted + c

@@ -89,8 +89,16 @@ def _rotation(axis: int, angle: np.ndarray) -> np.ndarray:
 
 
 def _euler(angles: np.ndarray) -> np.ndarray:
-    """``Ry(twist) Rx(flexion) Rz(abduction)`` from angles ``(..., 3)`` ordered (x, y, z)."""
-    return _rotation(1, angles[..., 1]) @ _rotation(0, angles[..., 0]) @ _rotation(2, angles[..., 2])
+    """``Ry(twist) Rx(flexion) Rz(abduction)`` from angles ``(..., 3)`` ordered (x, y, z), in closed form."""
+    ca, sa = np.cos(angles[..., 0]), np.sin(angles[..., 0])
+    cb, sb = np.cos(angles[..., 1]), np.sin(angles[..., 1])
+    cc, sc = np.cos(angles[..., 2]), np.sin(angles[..., 2])
+    rows = (
+        (cb * cc + sb * sa * sc, sb * sa * cc - cb * sc, sb * ca),
+        (ca * sc, ca * cc, -sa),
+        (cb * sa * sc - sb * cc, sb * sc + cb * sa * cc, cb * ca),
+    )
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
 def _smooth_walk(rng: np.random.Generator, shape: tuple[int, int, int], step: float, window: int) -> np.ndarray:

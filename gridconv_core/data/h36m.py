@@ -143,7 +143,7 @@ def build_poseset(
     sizes: dict[str, tuple[int, int]] = {}
     for subject, seqs in by_subject.items():
         lengths = np.array([len(x[::every]) for _, x in seqs])
-        world = np.concatenate([x[::every] for _, x in seqs]).astype(np.float64)
+        world = np.concatenate([x[::every] for _, x in seqs]).astype(np.float32)
         names = np.repeat(np.array([n for n, _ in seqs]), lengths)
         groups = np.repeat(np.array([action_group(n) for n, _ in seqs]), lengths)
         frames = np.concatenate([np.arange(len(x))[::every] * frame_step for _, x in seqs])
@@ -158,7 +158,7 @@ def build_poseset(
                 uv = cam.project(x_cam)
             else:
                 uv = np.concatenate([_detection(detections, subject, n, cid, len(x))[::every] for n, x in seqs])
-            parts["p2"].append(normalize(uv.astype(np.float64), cam.res_w, cam.res_h, normalization).astype(np.float32))
+            parts["p2"].append(normalize(uv.astype(np.float32), cam.res_w, cam.res_h, normalization))
             parts["subject"].append(np.full(len(world), subject))
             parts["action"].append(groups)
             parts["sequence"].append(names)

@@ -171,7 +171,11 @@ class LabNotebook:
     notebook: str = ""
 
     def run_notebook_cells(self, cells: list[str], name: str | None = None) -> None:
-        """Write ``cells`` as a notebook, open it, Run All Cells, and wait until all have executed."""
+        """Write ``cells`` as a notebook, open it, Run All Cells, and wait until all have executed.
+
+        A previous notebook of this page has its kernel shut down first.
+        """
+        self.shutdown_kernel()
         self.notebook = name or f"nb_{secrets.token_hex(4)}.ipynb"
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
@@ -222,6 +226,15 @@ class LabNotebook:
             raise AssertionError(f"kernel_exec({code!r}) raised {errors[0]}")
         return "".join(out).strip()
 
+    def shutdown_kernel(self) -> None:
+        """Stop the kernel of the current notebook, if one runs."""
+        if not self.notebook:
+            return
+        try:
+            self.lab.api(f"/api/kernels/{self.lab.kernel_id(self.notebook)}", method="DELETE")
+        except LookupError:
+            pass
+
     def screenshot(self, name: str, selector: str | None = None) -> Path:
         """Save ``artifacts/screenshots/<name>.png`` of the page, or of one element when ``selector`` is given."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -243,9 +256,5 @@ def lab_notebook(lab: LabServer, browser: Any) -> Iterator[LabNotebook]:
     page.on("console", lambda msg: session.console_errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda err: session.console_errors.append(f"page error: {err}"))
     yield session
-    if session.notebook:
-        try:
-            lab.api(f"/api/kernels/{lab.kernel_id(session.notebook)}", method="DELETE")
-        except LookupError:
-            pass
+    session.shutdown_kernel()
     context.close()

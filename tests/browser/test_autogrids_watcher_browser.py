@@ -17,7 +17,7 @@ history = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
 watcher = AutoGridsWatcher.from_history(history, (5, 5), "h36m17")
 watcher
 """
-BAD = "AutoGridsWatcher.from_history(np.ones((3, 20, 17)), (5, 5), 'h36m17')"
+BAD = "bad = AutoGridsWatcher.from_history(np.ones((3, 20, 17)), (5, 5), 'h36m17')\nbad"
 
 WATCHER = ".gridviz-autogrids >> nth=0"
 TITLE = f"{WATCHER} >> .js-plotly-plot .gtitle"
@@ -77,4 +77,15 @@ def test_wrong_history_shape_is_a_visible_banner(watcher_page: LabNotebook) -> N
     assert "S^prob snapshot has shape (20, 17), expected (25, 17)" in banner.text_content()
     banner.scroll_into_view_if_needed()
     watcher_page.screenshot("autogrids_watcher_bad_history")
+    assert watcher_page.console_errors == []
+
+
+def test_first_live_snapshot_reveals_the_heatmap(watcher_page: LabNotebook) -> None:
+    page = watcher_page.page
+    second = page.locator(".gridviz-autogrids").nth(1)
+    assert not second.locator(".js-plotly-plot").is_visible()
+    watcher_page.kernel_exec("bad.append(history[1], epoch=0)")
+    second.locator(".js-plotly-plot .gtitle", has_text="at epoch 0").wait_for()
+    assert second.locator("[data-testid=autogrids-error]").count() == 0
+    assert second.locator("[data-testid^=hard-cell-]").count() == 25
     assert watcher_page.console_errors == []

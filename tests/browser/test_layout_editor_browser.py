@@ -87,3 +87,17 @@ def test_malformed_upload_shows_a_message_and_keeps_the_layout(editor: LabNotebo
     assert editor.kernel_exec("print(editor.cells == START.to_dict()['cells'])") == "True"
     editor.screenshot("layout_editor_bad_file")
     assert editor.console_errors == []
+
+
+def test_shape_and_skeleton_dropdowns_reach_python(editor: LabNotebook) -> None:
+    page = editor.page
+    page.select_option("[data-testid=layout-rows]", "6")
+    page.locator(cell(5, 4)).wait_for()
+    assert editor.kernel_exec("print(editor.shape, editor.cells[5], editor.valid)") == "[6, 5] [-1, -1, -1, -1, -1] False"
+    assert "empty cells: (5,0)" in page.locator("[data-testid=layout-problems]").text_content()
+    page.select_option("[data-testid=layout-skeleton]", "coco17")
+    page.locator("[data-testid=palette-joint-16]", has_text="RAnkle").wait_for()
+    assert editor.kernel_exec("print(editor.skeleton_name, editor.valid)") == "coco17 True"
+    page.locator("[data-testid=layout-undo]").click()
+    page.locator("[data-testid=palette-joint-16]", has_text="RWrist").wait_for()
+    assert editor.kernel_exec("print(editor.skeleton_name, editor.shape)") == "h36m17 [6, 5]"

@@ -31,14 +31,11 @@ def views(lab_notebook: LabNotebook) -> LabNotebook:
     return lab_notebook
 
 
-def _legend(page, selector: str) -> list[str]:
-    return page.locator(f"{selector} .legendtext").all_text_contents()
-
-
 def test_graph_view_renders_and_follows_the_editor(views: LabNotebook) -> None:
     page = views.page
-    assert "skeleton edge kept (16)" in _legend(page, GRAPH)
+    page.locator(f"{GRAPH} .legendtext", has_text="skeleton edge kept (16)").wait_for()
     assert "long-distance" in page.locator(f"{GRAPH} [data-testid=graph-summary]").text_content()
+    assert not any("lost" in t for t in page.locator(f"{GRAPH} .legendtext").all_text_contents())
     page.locator(GRAPH).scroll_into_view_if_needed()
     views.screenshot("graph_view_handcrafted", GRAPH)
     views.kernel_exec("editor.swap((4, 2), (4, 0))")  # Head <-> RAnkle: two skeleton edges lost
@@ -54,7 +51,7 @@ def test_attention_viewer_renders_and_its_controls_reach_python(views: LabNotebo
     page = views.page
     root = page.locator(ATTENTION).first
     root.scroll_into_view_if_needed()
-    assert root.locator(".hm image").count() == 1
+    root.locator(".hm image").wait_for()
     views.screenshot("attention_viewer_sample", ATTENTION)
     root.locator("select").first.select_option("w2")
     root.locator(".gtitle", has_text="w2:").wait_for()
