@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
+from gridconv_core.graph import compare_graphs
 from gridconv_core.layout import GridLayout
 from gridconv_core.skeleton import Skeleton, get_skeleton
 
@@ -120,7 +121,7 @@ def layout_figure(layout: GridLayout, title: str | None = None) -> go.Figure:
 # ---------------------------------------------------------------------- grid -> graph (Fig. 6)
 def _edge_trace(pos: np.ndarray, edges: Sequence[tuple[int, int]], name: str, color: str,
                 dash: str, width: float, names: Sequence[str]) -> go.Scatter:
-    """One line trace for a set of edges (``None`` separators), so its legend entry toggles them all."""
+    """One line trace for a set of edges (NaN-separated segments), so its legend entry toggles them all."""
     xy = pos[np.array(edges, dtype=np.int64).reshape(-1, 2)]  # (E, 2 ends, 2)
     gap = np.full((len(edges), 1, 2), np.nan)
     seg = np.concatenate([xy, gap], axis=1).reshape(-1, 2)
@@ -140,19 +141,17 @@ def graph_figure(
     lost and new edges get their own colour and legend entry; long-distance new edges (far apart on
     the skeleton, e.g. head to knee) get their own colour and, with ``callout``, a list beside the graph.
     """
-    from gridconv_core.graph import compare_graphs
-
     summary = compare_graphs(layout, diagonal=diagonal)
     sk = layout.skeleton
     names = sk.joint_names
     pos = node_positions(sk, spring=spring)
-    long = {tuple(sorted(e)) for e in summary.long_distance}
-    new_short = [e for e in summary.new if tuple(sorted(e)) not in long]
+    long = summary.long_distance
+    new_short = [e for e in summary.new if e not in long]
     traces = [
         _edge_trace(pos, summary.lost, "skeleton edge lost", COLORS["lost"], "dash", 2, names),
         _edge_trace(pos, summary.kept, "skeleton edge kept", COLORS["kept"], "solid", 4, names),
         _edge_trace(pos, new_short, "new edge", COLORS["new"], "dot", 2, names),
-        _edge_trace(pos, sorted(long), "long-distance edge", COLORS["long"], "dot", 2.5, names),
+        _edge_trace(pos, long, "long-distance edge", COLORS["long"], "dot", 2.5, names),
         go.Scatter(x=pos[:, 0], y=pos[:, 1], mode="markers+text", name="joints", text=list(names),
                    textposition=[_label_side(sk, j) for j in range(sk.num_joints)], textfont=dict(size=10),
                    marker=dict(size=11, color=[_side_color(sk, j) for j in range(sk.num_joints)],
@@ -167,7 +166,7 @@ def graph_figure(
     fig.update_layout(**_base_layout(f"{head}<br><sup>{stats}</sup>", width=820, height=640,
                                      legend=dict(orientation="h", y=-0.04, x=0.38, xanchor="center")))
     if long and callout:
-        listing = "<br>".join(f"{names[a]} – {names[b]}" for a, b in sorted(long))
+        listing = "<br>".join(f"{names[a]} – {names[b]}" for a, b in long)
         fig.add_annotation(text=f"<b>long-distance ({len(long)})</b><br>{listing}", xref="paper", yref="paper",
                            x=0.8, y=1.0, xanchor="left", yanchor="top", align="left", showarrow=False,
                            font=dict(color=COLORS["long"], size=10))
