@@ -93,9 +93,17 @@ class AutoGrids(nn.Module):
         soft = torch.softmax(logits / self.gumbel_tau, dim=1)
         return hard + (soft - soft.detach())
 
+    def probabilities(self) -> Tensor:
+        """Row-wise assignment probabilities ``softmax(S^prob / tau)``, ``(HP, J)``, each row summing to 1.
+
+        The parameter ``s_prob`` holds unnormalised scores (logits); these are the probabilities
+        that the paper's Fig. 3 and Fig. D visualise. Their row argmax is the eval layout (eq. 5).
+        """
+        return torch.softmax(self.s_prob.detach().float() / self.gumbel_tau, dim=1)
+
     def snapshot(self) -> np.ndarray:
-        """A copy of ``S^prob`` as ``(HP, J)`` numpy (for the per-epoch history)."""
-        return self.s_prob.detach().float().cpu().numpy().copy()
+        """The current :meth:`probabilities` as ``(HP, J)`` numpy (one entry of the per-epoch history)."""
+        return self.probabilities().cpu().numpy()
 
     def layout(self) -> GridLayout:
         """The current hard layout (argmax of ``S^prob``); it may miss joints (paper A.3)."""

@@ -290,11 +290,10 @@ def attention_figure(
     fig.update_yaxes(tickvals=centres[:h], ticktext=[f"row {r}" for r in range(h)], showgrid=False, zeroline=False,
                      autorange="reversed", scaleanchor="x", scaleratio=1)
     if layout is not None:
-        for r in range(h):
-            for c in range(p):
-                fig.add_annotation(x=c * k - 0.42, y=r * k - 0.42, text=cell_names[r, c], showarrow=False,
-                                   xanchor="left", yanchor="top", font=dict(size=9, color="#111827"),
-                                   bgcolor="rgba(255,255,255,0.75)", borderpad=1)
+        fig.update_layout(annotations=[
+            dict(x=c * k - 0.42, y=r * k - 0.42, text=cell_names[r, c], showarrow=False, xanchor="left",
+                 yanchor="top", font=dict(size=9, color="#111827"), bgcolor="rgba(255,255,255,0.75)", borderpad=1)
+            for r in range(h) for c in range(p)])
     return fig
 
 

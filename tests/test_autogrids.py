@@ -24,6 +24,8 @@ def test_init_from_layout_and_eval_argmax() -> None:
     assert torch.equal(s, torch.from_numpy(hand.to_onehot())) and not s.requires_grad
     assert ag.layout().cells == hand.cells
     snap = ag.snapshot()
+    np.testing.assert_allclose(snap.sum(axis=1), 1.0, rtol=1e-6)  # probabilities, rows sum to 1
+    assert (snap.argmax(axis=1) == hand.to_onehot().argmax(axis=1)).all()
     snap[0, 0] = 99.0
     assert ag.s_prob[0, 0].item() == 0.0  # a copy
 

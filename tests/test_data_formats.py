@@ -274,6 +274,23 @@ def test_generic_npz_bad_inputs(tmp_path, capture):
         load_generic_npz(tmp_path / "junk.npz")
     with pytest.raises(DataError, match="missing file .*nothere.npz"):
         load_generic_npz(tmp_path / "nothere.npz")
+    np.savez_compressed(tmp_path / "damaged.npz", **good)
+    raw = bytearray((tmp_path / "damaged.npz").read_bytes())
+    raw[200:260] = bytes(60)  # inside the first member's compressed data
+    (tmp_path / "damaged.npz").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="corrupt array .*damaged.npz"):
+        load_generic_npz(tmp_path / "damaged.npz")
+
+
+def test_generic_npz_per_frame_image_size(tmp_path, capture):
+    good = dict(np.load(_generic(tmp_path, capture)))
+    sizes = np.tile([[1000, 1000], [2000, 1000]], (T // 2, 1))
+    ps = load_generic_npz(_generic(tmp_path, capture, image_size=sizes))
+    ref = load_generic_npz(_generic(tmp_path, capture))
+    np.testing.assert_allclose(ps.pose2d[::2].numpy(), ref.pose2d[::2].numpy(), atol=1e-6)
+    spine = H36M17.index("Spine")
+    wide = normalize_screen(good["pose2d"][1::2], 2000, 1000)[:, ::-1]  # joints were stored in reverse order
+    np.testing.assert_allclose(np.delete(ps.pose2d[1::2].numpy(), spine, axis=1), wide, atol=1e-5)
 
 
 # ---------------------------------------------------------------------- MPI-INF-3DHP

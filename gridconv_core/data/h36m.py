@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -101,7 +102,7 @@ class _Npz:
             raise DataError(f"{self.path.name} has no array {key!r}")
         try:
             return self._npz[key]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise DataError(f"corrupt array {key!r} in {self.path}: {err}") from None
 
 

@@ -8,7 +8,7 @@ no per-sample Python ``__getitem__`` in the hot path.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -144,7 +144,7 @@ class PoseSet:
             pose3d=torch.cat([s.pose3d.to(first.device) for s in sets]),
             skeleton=first.skeleton,
             meta=dict(first.meta) if same_meta else {"parts": [dict(s.meta) for s in sets]},
-            **{f.name: np.concatenate([getattr(s, f.name) for s in sets]) for f in fields(PoseSet) if f.name in LABEL_FIELDS},
+            **{name: np.concatenate([getattr(s, name) for s in sets]) for name in LABEL_FIELDS},
         )
 
     def __repr__(self) -> str:
