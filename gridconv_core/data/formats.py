@@ -69,11 +69,13 @@ def _load_pickled_member(path: Path, key: str) -> Any:
                 array = _ArrayUnpickler(fh, encoding="latin1").load()
             else:
                 raise DataError(f"{path}: {key!r} is a plain array, expected a VideoPose3D dict")
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"missing file {path}") from None
     except KeyError:
         raise DataError(f"{path} has no {key!r} entry (not a VideoPose3D file)") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+    except Exception as err:  # damaged zip or pickle data, or a refused global
         raise DataError(f"corrupt VideoPose3D file {path}: {err}") from None
     value = array.item() if isinstance(array, np.ndarray) and array.shape == () else array
     if not isinstance(value, dict):
@@ -302,7 +304,7 @@ def _read_mat(path: Path) -> dict[str, np.ndarray]:
         raise DataError("reading .mat files needs scipy: pip install 'gridconv-lab[formats]'") from None
     try:
         return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-    except (ValueError, OSError, TypeError) as err:
+    except Exception as err:  # scipy raises many types on damaged files
         raise DataError(f"corrupt MATLAB file {path}: {err}") from None
 
 

@@ -12,8 +12,6 @@ normalised (:mod:`.normalization`). Everything is vectorised over the frames of 
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -91,8 +89,8 @@ class _Npz:
             self._npz = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise DataError(f"missing file {path}") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise DataError(f"corrupt npz file {path}: {err}") from None
+        except Exception as err:  # numpy/zipfile raise many types on damaged files
+            raise DataError(f"corrupt npz file {path}: {type(err).__name__}: {err}") from None
         if not hasattr(self._npz, "files"):
             raise DataError(f"corrupt npz file {path}: a single .npy array, expected an npz archive")
         self.keys = frozenset(self._npz.files)
@@ -102,8 +100,8 @@ class _Npz:
             raise DataError(f"{self.path.name} has no array {key!r}")
         try:
             return self._npz[key]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-            raise DataError(f"corrupt array {key!r} in {self.path}: {err}") from None
+        except Exception as err:  # zlib, zipfile CRC, header parsing (SyntaxError, TokenError)...
+            raise DataError(f"corrupt array {key!r} in {self.path}: {type(err).__name__}: {err}") from None
 
 
 def open_npz(path: str | os.PathLike[str]) -> _Npz:
