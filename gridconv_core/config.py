@@ -21,7 +21,7 @@ from .skeleton import get_skeleton
 __all__ = ["ConfigError", "GLNConfig", "MODELS", "GRAPHS"]
 
 MODELS = ("dgridconv", "gridconv", "simple_baseline", "semgcn", "lcn")
-GRAPHS = ("skeleton", "grid")
+GRAPHS = ("skeleton", "grid", "grid_cells")
 
 
 class ConfigError(ValueError):
@@ -35,7 +35,8 @@ class GLNConfig:
     ``sgt`` is a layout spec for :func:`gridconv_core.layouts.get_layout` or ``"autogrids"``;
     ``autogrids_init`` is a layout spec or ``"random"``; ``grid_shape`` ``None`` takes the
     layout's. ``kernel_pattern`` is ``(a, b, c, d)`` of Table E; ``graph`` selects the graph of
-    the graph baselines (the skeleton's or the layout's grid graph).
+    the graph baselines (Table 4): ``"skeleton"``, ``"grid"`` (G_craft: the layout's equivalent
+    joint graph) or ``"grid_cells"`` (D_craft: the layout's grid cells as nodes).
     """
 
     skeleton: str = "h36m17"

@@ -6,9 +6,10 @@ import torch
 
 from gridconv_core import layouts
 from gridconv_core.baselines import (
-    GraphBaseline, LocallyConnected, SemGraphConv, SimpleBaseline, build_baseline,
+    GraphBaseline, GridCellBaseline, LocallyConnected, SemGraphConv, SimpleBaseline, baseline_adjacency,
+    build_baseline, cell_adjacency,
 )
-from gridconv_core.config import GLNConfig
+from gridconv_core.config import ConfigError, GLNConfig
 from gridconv_core.model import InputError, build_model
 from gridconv_core.graph import adjacency, grid_graph, skeleton_graph
 
@@ -25,7 +26,7 @@ def config(model: str, **kw) -> GLNConfig:
 
 
 @pytest.mark.parametrize("model", ["simple_baseline", "semgcn", "lcn"])
-@pytest.mark.parametrize("graph", ["skeleton", "grid"])
+@pytest.mark.parametrize("graph", ["skeleton", "grid", "grid_cells"])
 def test_shapes_and_gradients(model: str, graph: str) -> None:
     torch.manual_seed(0)
     net = build_baseline(config(model, graph=graph), "h36m17")
@@ -45,23 +46,63 @@ def test_other_skeletons() -> None:
 
 
 def _non_neighbour_check(layer: torch.nn.Module, adj: torch.Tensor) -> None:
-    x = torch.randn(3, J, 4)
+    n = adj.shape[0]  # joints or grid cells: the layers only see nodes
+    x = torch.randn(3, n, 4)
     base = layer(x)
-    for k in range(J):
+    for k in range(n):
         bumped = x.clone()
         bumped[:, k] += 10.0
         changed = (layer(bumped) - base).abs().amax(dim=(0, 2)) > 1e-5
-        allowed = adj[:, k].bool() | (torch.arange(J) == k)
-        assert not (changed & ~allowed).any(), f"joint {k} leaks to non-neighbours {torch.nonzero(changed & ~allowed)}"
+        allowed = adj[:, k].bool() | (torch.arange(n) == k)
+        assert not (changed & ~allowed).any(), f"node {k} leaks to non-neighbours {torch.nonzero(changed & ~allowed)}"
         assert changed[k] and changed[allowed].all()
 
 
 @pytest.mark.parametrize("layer_type", [SemGraphConv, LocallyConnected])
-@pytest.mark.parametrize("graph", ["skeleton", "grid"])
+@pytest.mark.parametrize("graph", ["skeleton", "grid", "grid_cells"])
 def test_graph_masks_are_respected(layer_type, graph: str) -> None:
     torch.manual_seed(0)
-    adj = SKELETON_ADJ if graph == "skeleton" else adjacency(grid_graph(layouts.handcrafted()), J)
+    adj = {
+        "skeleton": lambda: SKELETON_ADJ,
+        "grid": lambda: adjacency(grid_graph(layouts.handcrafted()), J),
+        "grid_cells": lambda: cell_adjacency((5, 5)),
+    }[graph]()
     _non_neighbour_check(layer_type(4, 5, adj), adj)
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (7, 5), (3, 6)])
+def test_cell_adjacency_is_the_grid_4_neighbourhood(shape: tuple[int, int]) -> None:
+    h, p = shape
+    adj = cell_adjacency(shape)
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(p), indexing="ij")
+    r, c = rows.reshape(-1), cols.reshape(-1)  # cell index = row * P + col
+    manhattan = (r[:, None] - r[None, :]).abs() + (c[:, None] - c[None, :]).abs()
+    assert torch.equal(adj, (manhattan == 1).float())
+
+
+def test_grid_cells_layer_ignores_a_non_neighbouring_cell() -> None:
+    torch.manual_seed(0)
+    adj = cell_adjacency((5, 5))
+    for layer in (SemGraphConv(4, 5, adj), LocallyConnected(4, 5, adj)):
+        x = torch.randn(2, 25, 4)
+        bumped = x.clone()
+        bumped[:, 24] += 10.0  # bottom-right corner: neighbours are cells 19 and 23 only
+        diff = (layer(bumped) - layer(x)).abs().amax(dim=(0, 2))
+        assert (diff[[19, 23, 24]] > 1e-5).all()
+        assert (diff[:19] == 0).all() and (diff[20:23] == 0).all()
+
+
+def test_grid_cells_network_runs_on_cells_and_averages_replicas() -> None:
+    torch.manual_seed(0)
+    net = build_baseline(config("lcn", graph="grid_cells"), "h36m17").eval()
+    assert isinstance(net, GridCellBaseline) and net.grid_layout() == layouts.handcrafted()
+    first = net.net.input.layer
+    assert first.weight.shape[1:] == (2, 32) and first.bias.shape == (25, 32)  # one node per cell
+    # Spine fills the whole top row: its output is the mean of those five cells (eq. 11-12).
+    x = torch.randn(4, J, 2)
+    cells = net.net(net.sgt(x).flatten(2).transpose(1, 2))
+    spine = layouts.handcrafted().skeleton.joint_names.index("Spine")
+    torch.testing.assert_close(net(x)[:, spine], cells[:, :5].mean(dim=1))
 
 
 def test_grid_graph_differs_from_skeleton_graph() -> None:
@@ -94,11 +135,56 @@ def test_parameter_counts_from_formulas() -> None:
     assert n_params(build_baseline(config("lcn", channels=c, num_blocks=b), "h36m17")) == lcn
 
 
+@pytest.mark.parametrize("sgt, shape", [("handcrafted", (5, 5)), ("auto", None)])
+def test_grid_cells_parameter_counts_from_formulas(sgt: str, shape: tuple[int, int] | None) -> None:
+    c, b = 16, 2
+    cfg = lambda model: config(model, channels=c, num_blocks=b, graph="grid_cells", sgt=sgt)  # noqa: E731
+    h, p = shape or layouts.get_layout(sgt, "h36m17").shape
+    n = h * p  # nodes = grid cells
+    edges = 2 * (h * (p - 1) + (h - 1) * p) + n  # 4-neighbourhood nonzeros (both directions) + self loops
+    units = 1 + 2 * b
+    sem = (2 * 2 * c + edges + c) + 2 * b * (2 * c * c + edges + c) + (2 * c * 3 + edges + 3) + units * 2 * c
+    lcn = (edges * 2 * c + n * c) + 2 * b * (edges * c * c + n * c) + (edges * c * 3 + n * 3) + units * 2 * c
+    assert n_params(build_baseline(cfg("semgcn"), "h36m17")) == sem
+    assert n_params(build_baseline(cfg("lcn"), "h36m17")) == lcn
+
+
 def test_build_model_dispatches_to_baselines() -> None:
     cfg = config("lcn", graph="grid")
     net = build_model(cfg)
     assert isinstance(net, GraphBaseline) and net.config == cfg and net.skeleton.name == "h36m17"
     assert net.eval()(torch.randn(2, J, 2)).shape == (2, J, 3)
+
+
+@pytest.mark.parametrize("model", ["semgcn", "lcn"])
+@pytest.mark.parametrize(
+    "skeleton, spec",
+    [
+        ("h36m17", {"sgt": "random"}),
+        ("h36m17", {"sgt": "random", "grid_shape": (4, 6)}),
+        ("h36m17", {"sgt": "global_shuffle"}),
+        ("h36m17", {"sgt": "learnt_type3"}),  # partial layout: the pelvis comes out as 0
+        ("h36m17", {"sgt": "autogrids", "autogrids_init": "standard"}),
+        ("h36m32", {"sgt": "handcrafted"}),
+        ("humaneva15", {"sgt": "auto"}),
+    ],
+)
+def test_build_model_grid_cells_for_any_layout(model: str, skeleton: str, spec: dict) -> None:
+    cfg = GLNConfig(model=model, graph="grid_cells", skeleton=skeleton, channels=8, num_blocks=1, **spec)
+    net = build_model(cfg)
+    init = spec["autogrids_init"] if spec["sgt"] == "autogrids" else spec["sgt"]
+    layout = layouts.get_layout(init, skeleton, spec.get("grid_shape"))
+    assert isinstance(net, GridCellBaseline) and net.grid_layout() == layout and net.config == cfg
+    assert torch.equal(baseline_adjacency(cfg, skeleton), cell_adjacency(layout.shape))
+    j = net.skeleton.num_joints
+    y = net.train()(torch.randn(3, j, 2, requires_grad=True))
+    assert y.shape == (3, j, 3) and torch.isfinite(y).all()
+    assert (y[:, list(layout.missing)] == 0).all()
+
+
+def test_graph_choice_is_validated() -> None:
+    with pytest.raises(ConfigError, match="graph must be one of skeleton, grid, grid_cells, got 'cells'"):
+        GLNConfig(model="semgcn", graph="cells")
 
 
 def test_default_simple_baseline_is_martinez_size() -> None:

@@ -4,18 +4,25 @@
 * ``semgcn``: SemGCN-style semantic graph convolutions (Zhao et al. 2019).
 * ``lcn``: LCN-style locally connected layers (Ci et al. 2019).
 
-The graph baselines run on the skeleton graph (``config.graph == "skeleton"``) or on the
-equivalent graph of the config's grid layout (``"grid"``, 4-neighbourhood: Table 4's G_craft;
-for ``sgt="autogrids"`` the layout it starts from, ``autogrids_init``).
+The graph baselines take their graph from ``config.graph`` (Table 4):
+
+* ``"skeleton"``: the skeleton graph, nodes = joints;
+* ``"grid"``: G_craft, the equivalent graph of the config's grid layout (4-neighbourhood), nodes = joints;
+* ``"grid_cells"``: D_craft, the grid pose itself: nodes = the ``H*P`` cells (replicas are separate
+  nodes) with the 4-neighbourhood ``N(p)`` of eq. 2, input by ``phi`` (eq. 1), output by ``phi^-1`` (eq. 11-12).
+
+The layout is ``config.sgt``, or for ``sgt="autogrids"`` the fixed layout it starts from (``autogrids_init``).
 """
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
+import networkx as nx
 from torch import Tensor, nn
 
 from ..graph import adjacency, grid_graph, skeleton_graph
+from ..layout import GridLayout, GridTransform, neighbour_pairs
 from ..layouts import get_layout
 from ..skeleton import Skeleton, get_skeleton
 from .lcn import LocallyConnected
@@ -25,11 +32,14 @@ from .simple_baseline import WIDTH_PER_CHANNEL, ResidualLifter, SimpleBaseline, 
 __all__ = [
     "BASELINES",
     "GraphBaseline",
+    "GridCellBaseline",
     "LocallyConnected",
     "SemGraphConv",
     "SimpleBaseline",
     "baseline_adjacency",
+    "baseline_layout",
     "build_baseline",
+    "cell_adjacency",
 ]
 
 _GRAPH_LAYERS = {"semgcn": SemGraphConv, "lcn": LocallyConnected}
@@ -37,7 +47,7 @@ BASELINES = ("simple_baseline", *_GRAPH_LAYERS)
 
 
 class GraphBaseline(nn.Module):
-    """Residual graph network (SemGCN / LCN design) of one graph layer type on a fixed adjacency."""
+    """Residual graph network (SemGCN / LCN design) of one graph layer type on a fixed joint adjacency."""
 
     def __init__(self, layer: type[nn.Module], adj: Tensor, channels: int, num_blocks: int, dropout: float) -> None:
         super().__init__()
@@ -50,18 +60,55 @@ class GraphBaseline(nn.Module):
         return self.net(x)
 
 
+class GridCellBaseline(GraphBaseline):
+    """Table 4's D_craft: the graph network on the grid pose, one node per cell of ``sgt``'s layout.
+
+    ``(B, J, 2)`` goes through ``phi`` (eq. 1) to the ``H*P`` cells, the layers run on the cell
+    adjacency (:func:`cell_adjacency`) and ``phi^-1`` (eq. 11-12) averages the replicas back to joints.
+    """
+
+    def __init__(
+        self, layer: type[nn.Module], sgt: GridTransform, channels: int, num_blocks: int, dropout: float
+    ) -> None:
+        super().__init__(layer, cell_adjacency(sgt.shape), channels, num_blocks, dropout)
+        self.sgt = sgt
+        self.num_joints = sgt.layout.skeleton.num_joints
+
+    def grid_layout(self) -> GridLayout:
+        """The fixed SGT layout whose cells are the graph's nodes."""
+        return self.sgt.layout
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, J, 2)`` normalised 2D to ``(B, J, 3)`` root-relative 3D via the ``(B, H*P, C)`` cells."""
+        check_pose_input(x, self.num_joints)
+        cells = self.sgt(x).flatten(2).transpose(1, 2)  # (B, HP, 2), p = row * P + col
+        grid = self.net(cells).transpose(1, 2).unflatten(2, self.sgt.shape)  # (B, 3, H, P)
+        return self.sgt.inverse(grid)
+
+
+def cell_adjacency(shape: tuple[int, int]) -> Tensor:
+    """``(HP, HP)`` 0/1 adjacency of an ``H x P`` grid's cells: the 4-neighbourhood ``N(p)`` of eq. 2."""
+    graph = nx.Graph(neighbour_pairs(shape))
+    return adjacency(graph, shape[0] * shape[1])
+
+
+def baseline_layout(config: Any, skeleton: str | Skeleton) -> GridLayout:
+    """The grid layout of the ``"grid"`` / ``"grid_cells"`` baselines: ``config.sgt`` or ``autogrids_init``."""
+    spec = config.autogrids_init if config.sgt == "autogrids" else config.sgt
+    shape = tuple(config.grid_shape) if config.grid_shape is not None else None
+    return get_layout(spec, get_skeleton(skeleton), shape)
+
+
 def baseline_adjacency(config: Any, skeleton: str | Skeleton) -> Tensor:
-    """``(J, J)`` adjacency of ``config.graph``: the skeleton, or the grid layout's equivalent graph."""
+    """Adjacency of ``config.graph``: ``(J, J)`` for the skeleton or G_craft, ``(HP, HP)`` for D_craft."""
     sk = get_skeleton(skeleton)
     if config.graph == "skeleton":
-        graph = skeleton_graph(sk)
-    elif config.graph == "grid":
-        spec = config.autogrids_init if config.sgt == "autogrids" else config.sgt
-        shape = tuple(config.grid_shape) if config.grid_shape is not None else None
-        graph = grid_graph(get_layout(spec, sk, shape))
-    else:
-        raise ValueError(f"unknown baseline graph {config.graph!r}; use 'skeleton' or 'grid'")
-    return adjacency(graph, sk.num_joints)
+        return adjacency(skeleton_graph(sk), sk.num_joints)
+    if config.graph == "grid":
+        return adjacency(grid_graph(baseline_layout(config, sk)), sk.num_joints)
+    if config.graph == "grid_cells":
+        return cell_adjacency(baseline_layout(config, sk).shape)
+    raise ValueError(f"unknown baseline graph {config.graph!r}; use 'skeleton', 'grid' or 'grid_cells'")
 
 
 def build_baseline(config: Any, skeleton: str | Skeleton) -> nn.Module:
@@ -73,6 +120,9 @@ def build_baseline(config: Any, skeleton: str | Skeleton) -> nn.Module:
     net: nn.Module
     if config.model == "simple_baseline":
         net = SimpleBaseline(sk.num_joints, WIDTH_PER_CHANNEL * config.channels, config.num_blocks, config.dropout)
+    elif config.model in _GRAPH_LAYERS and config.graph == "grid_cells":
+        sgt = GridTransform(baseline_layout(config, sk))
+        net = GridCellBaseline(_GRAPH_LAYERS[config.model], sgt, config.channels, config.num_blocks, config.dropout)
     elif config.model in _GRAPH_LAYERS:
         adj = baseline_adjacency(config, sk)
         net = GraphBaseline(_GRAPH_LAYERS[config.model], adj, config.channels, config.num_blocks, config.dropout)
