@@ -25,3 +25,7 @@ __all__ += [
     "layouts", "graph", "baselines", "AutoGrids", "grid_graph", "skeleton_graph", "compare_graphs",
     "register_skeleton",
 ]
+from .evaluate import EvalReport  # noqa: E402  (functions stay in their modules: names clash with them)
+from .train import TrainConfig, TrainResult  # noqa: E402
+
+__all__ += ["EvalReport", "TrainConfig", "TrainResult"]
