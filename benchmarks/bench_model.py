@@ -1,15 +1,21 @@
 """Model benchmark: default GLN throughput vs the machine's fp32 GEMM bound (issue 2, "Speed").
 
-Prints the fp32 GEMM rate, the FLOPs per pose counted from the layer shapes, inference poses/s
-(batch 1000, eval, no_grad) in fp32 and under bf16 autocast (with the largest output difference),
-the training-step rate (batch 200, forward + backward + Adam) and the authors'-style unfold
-implementation in the same run. Usage: ``python benchmarks/bench_model.py [--device cuda] [--json out.json]``.
+Prints, in one run, the fp32 and bf16 GEMM rates, the FLOPs per pose counted from the layer shapes
+(all branches and taps: the fused form does fewer), inference poses/s (batch 1000, eval, no_grad)
+in fp32 and under bf16 autocast (with the largest output difference), the training-step rate
+(batch 200, forward + backward + Adam), and beside them the same network with the unfused
+selection form (every branch and tap, one GEMM) and with the authors'-style unfold layers.
+Each figure is the best and the median of ``--repeats`` timed calls (the machine may be shared).
+Usage: ``python benchmarks/bench_model.py [--device cuda] [--repeats 5] [--json out.json]``.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import os
+import platform
+import statistics
 import time
 import types
 from collections.abc import Callable
@@ -19,14 +25,16 @@ import torch
 from torch.nn import functional as F
 
 from gridconv_core import KernelScale, build_model
-from gridconv_core.gridconv import DGridConv
+from gridconv_core.gridconv import DGridConv, tap_sources
 from gridconv_core.layout import atomic_write_text
 
+RESULTS = Path(__file__).resolve().parent / "results"
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up."""
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
+    """Best and median wall time of ``repeats`` calls after one warm-up."""
     fn()
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -34,13 +42,35 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times)
 
 
-def gemm_gflops(device: torch.device, n: int = 4096) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    return 2 * n**3 / timed(lambda: a @ b, device, 3) / 1e9
+def rate(work: float, fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
+    """``work`` per second: (best, median)."""
+    best, median = timed(fn, device, repeats)
+    return work / best, work / median
+
+
+def gemm_gflops(device: torch.device, dtype: torch.dtype, repeats: int, n: int = 4096) -> tuple[float, float]:
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    return rate(2 * n**3 / 1e9, lambda: a @ b, device, repeats)
+
+
+def machine(device: torch.device) -> dict[str, str | int]:
+    """CPU model, cores and versions for the results file."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    info: dict[str, str | int] = {
+        "cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 def flops_per_pose(model: torch.nn.Module) -> float:
@@ -70,60 +100,111 @@ def unfold_convolve(self: DGridConv, x: torch.Tensor, scale: KernelScale | None 
     return out
 
 
+def unfused_convolve(self: DGridConv, x: torch.Tensor, scale: KernelScale | None = None) -> torch.Tensor:
+    """The unfused selection form: ``G = alpha * T`` over every branch and tap, ``G @ X``, one GEMM."""
+    b, c, h, p = x.shape
+    hp, kk, n_branch = h * p, self.kernel_size**2, len(self.paddings)
+    src = torch.from_numpy(tap_sources(self.grid_shape, self.kernel_size, self.paddings)).to(x.device)
+    select = F.one_hot(src.clamp(min=0), hp).to(x.dtype) * (src >= 0)[..., None]  # (HP, N, K*K, HP)
+    alpha = scale.taps.expand(b, kk, h, p).reshape(b, kk, hp).transpose(1, 2)
+    cells = x.permute(0, 2, 3, 1).reshape(b, hp, c)
+    weight = torch.stack(self.branch_weights()).permute(0, 3, 4, 2, 1).reshape(n_branch * kk * c, self.out_channels)
+    step = max(1, 1250 // hp)
+    outs = []
+    for start in range(0, b, step):
+        g = (alpha[start : start + step, :, None, :, None] * select).reshape(-1, hp * n_branch * kk, hp)
+        outs.append(torch.bmm(g, cells[start : start + step]).reshape(-1, n_branch * kk * c) @ weight)
+    out = torch.cat(outs)
+    if self.has_bias:
+        out = out + sum(self.branch_biases())
+    return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)
+
+
+def swapped(model: torch.nn.Module, convolve: Callable[..., torch.Tensor]) -> torch.nn.Module:
+    """A copy of ``model`` whose D-GridConv layers run ``convolve``."""
+    other = copy.deepcopy(model)
+    for conv in other._convs():
+        conv.forward = types.MethodType(convolve, conv)
+    return other
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="results file (default benchmarks/results/bench_model_<device>.json)")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
+    reps = args.repeats
 
     model = build_model().to(device).eval()
     flops = flops_per_pose(model)
-    peak = gemm_gflops(device)
-    bound = peak * 1e9 / flops  # poses/s if every FLOP ran at the GEMM rate
+    fp32_gemm = gemm_gflops(device, torch.float32, reps)
+    bf16_gemm = gemm_gflops(device, torch.bfloat16, reps)
+    bound = fp32_gemm[0] * 1e9 / flops  # poses/s if every FLOP ran at the best fp32 GEMM rate
     x = torch.randn(1000, 17, 2, device=device) * 0.3
-    res: dict[str, float | str] = {"device": str(device), "gemm_gflops": peak, "gflop_per_pose": flops / 1e9}
+    res: dict[str, object] = {
+        "machine": machine(device), "device": str(device), "repeats": reps, "gflop_per_pose": flops / 1e9,
+        "gemm_gflops_fp32": fp32_gemm, "gemm_gflops_bf16": bf16_gemm, "gemm_bound_poses_s": bound,
+    }
+    unfused, unfold = swapped(model, unfused_convolve), swapped(model, unfold_convolve)
 
     with torch.no_grad():
         ref = model(x)
-        res["infer_fp32_poses_s"] = 1000 / timed(lambda: model(x), device, args.repeats)
+        res["infer_fp32_poses_s"] = rate(1000, lambda: model(x), device, reps)
+        res["infer_unfused_poses_s"] = rate(1000, lambda: unfused(x), device, reps)
+        res["infer_unfold_poses_s"] = rate(1000, lambda: unfold(x), device, max(1, reps // 2))
+        res["unfused_max_abs_diff"] = float((unfused(x) - ref).abs().max())
+        res["unfold_max_abs_diff"] = float((unfold(x) - ref).abs().max())
         with torch.autocast(device.type, dtype=torch.bfloat16):
             out_bf16 = model(x)
-            res["infer_bf16_poses_s"] = 1000 / timed(lambda: model(x), device, args.repeats)
+            res["infer_bf16_poses_s"] = rate(1000, lambda: model(x), device, reps)
         res["bf16_max_abs_diff"] = float((out_bf16.float() - ref).abs().max())
-        naive = copy.deepcopy(model)
-        for conv in naive._convs():
-            conv.forward = types.MethodType(unfold_convolve, conv)
-        res["unfold_max_abs_diff"] = float((naive(x) - ref).abs().max())
-        res["infer_unfold_poses_s"] = 1000 / timed(lambda: naive(x), device, 1)
 
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     xt, target = x[:200], torch.randn(200, 17, 3, device=device) * 0.2
+    for name, net in (("train", model), ("train_unfused", unfused)):
+        net.train()
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(model(xt), target).backward()
-        optimizer.step()
+        def step(net: torch.nn.Module = net, optimizer: torch.optim.Optimizer = optimizer) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            F.mse_loss(net(xt), target).backward()
+            optimizer.step()
 
-    res["train_poses_s"] = 200 / timed(step, device, args.repeats)
+        res[f"{name}_poses_s"] = rate(200, step, device, reps)
 
-    for key in ("infer_fp32", "infer_bf16", "infer_unfold"):
-        res[f"{key}_frac_gemm"] = res[f"{key}_poses_s"] / bound  # type: ignore[operator]
-    res["train_frac_gemm"] = res["train_poses_s"] * 3 / bound  # type: ignore[operator]  # fwd + 2x bwd
-    res["speedup_vs_unfold"] = res["infer_fp32_poses_s"] / res["infer_unfold_poses_s"]  # type: ignore[operator]
+    def frac(key: str, flop_factor: float = 1.0) -> tuple[float, float]:
+        best, median = res[key]  # type: ignore[misc]
+        return best * flop_factor / bound, median * flop_factor / bound
 
-    print(f"device {device}; fp32 GEMM {peak:.0f} GFLOP/s; {flops / 1e9:.4f} GFLOP/pose -> bound {bound:.0f} poses/s")
-    print(f"inference fp32   {res['infer_fp32_poses_s']:8.0f} poses/s  ({res['infer_fp32_frac_gemm']:.0%} of GEMM bound)")
-    print(f"inference bf16   {res['infer_bf16_poses_s']:8.0f} poses/s  ({res['infer_bf16_frac_gemm']:.0%} of fp32 bound), "
-          f"max |bf16 - fp32| = {res['bf16_max_abs_diff']:.2e}")
-    print(f"inference unfold {res['infer_unfold_poses_s']:8.0f} poses/s  ({res['infer_unfold_frac_gemm']:.0%}), "
-          f"ours is {res['speedup_vs_unfold']:.2f}x, max diff {res['unfold_max_abs_diff']:.1e}")
-    print(f"training step    {res['train_poses_s']:8.0f} poses/s  ({res['train_frac_gemm']:.0%} of bound at 3x FLOPs)")
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(res, indent=2) + "\n")
+    for key in ("infer_fp32", "infer_bf16", "infer_unfused", "infer_unfold"):
+        res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s")
+    for key in ("train", "train_unfused"):
+        res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s", 3.0)  # forward + 2x backward
+    for key, base in (("fused_vs_unfused", "infer_unfused"), ("fused_vs_unfold", "infer_unfold"),
+                      ("train_fused_vs_unfused", "train_unfused")):
+        ours = res["train_poses_s" if key.startswith("train") else "infer_fp32_poses_s"]
+        res[key] = tuple(o / b for o, b in zip(ours, res[f"{base}_poses_s"]))  # type: ignore[call-overload]
+
+    def show(label: str, key: str, extra: str = "") -> None:
+        (best, median), (fb, fm) = res[f"{key}_poses_s"], res[f"{key}_frac_gemm"]  # type: ignore[misc]
+        print(f"{label:26s} best {best:7.0f} / median {median:7.0f} poses/s  ({fb:.0%} / {fm:.0%} of GEMM bound){extra}")
+
+    print(f"{res['machine']}")
+    print(f"fp32 GEMM best {fp32_gemm[0]:.0f} / median {fp32_gemm[1]:.0f} GFLOP/s; bf16 GEMM best {bf16_gemm[0]:.0f} / "
+          f"median {bf16_gemm[1]:.0f} GFLOP/s; {flops / 1e9:.4f} GFLOP/pose -> bound {bound:.0f} poses/s")
+    show("inference fp32 (fused)", "infer_fp32")
+    show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res['bf16_max_abs_diff']:.2e}")
+    show("inference fp32 unfused", "infer_unfused", f", max diff {res['unfused_max_abs_diff']:.1e}")
+    show("inference fp32 unfold", "infer_unfold", f", max diff {res['unfold_max_abs_diff']:.1e}")
+    show("training step (fused)", "train", " [3x FLOPs]")
+    show("training step unfused", "train_unfused", " [3x FLOPs]")
+    for key in ("fused_vs_unfused", "fused_vs_unfold", "train_fused_vs_unfused"):
+        print(f"ratio {key:24s} best {res[key][0]:.2f}x / median {res[key][1]:.2f}x")  # type: ignore[index]
+    path = args.json or RESULTS / f"bench_model_{device.type}.json"
+    atomic_write_text(path, json.dumps(res, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -54,12 +54,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps({"run_dir": str(result.run_dir), "best_epoch": result.best_epoch,
                           "best_val_mpjpe": result.best_val_mpjpe, "history": result.history,
+                          "mean_pose_mpjpe": result.mean_pose_mpjpe,
                           "test": result.test.to_dict() if result.test else None}, indent=2))
         return
     print(f"run: {result.run_dir}  (best validation epoch {result.best_epoch}: "
           f"{result.best_val_mpjpe:.1f} mm MPJPE)")
     if result.test is not None:
         print(result.test.table())
+    print(f"reference: always predicting the mean training pose gives {result.mean_pose_mpjpe:.1f} mm MPJPE")
 
 
 # ---------------------------------------------------------------------- evaluate

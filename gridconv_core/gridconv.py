@@ -5,18 +5,23 @@ Table D); the branch outputs are summed. With tap factors ``alpha[b, k, p]`` (eq
 
     out[b, :, p] = sum_n bias_n + sum_n sum_k alpha[b, k, p] * W_n[:, :, k] @ Xpad_n[b, :, p + k].
 
-Fast fused form: padding and the tap shift are a fixed 0/1 selection ``T[(p, n, k), q]`` (cell
-``q`` seen by output cell ``p`` through tap ``k`` of branch ``n``; an all-zero row where zero
-padding sees nothing). Scaling it by ``alpha`` gives ``G[b] = alpha * T``; then the layer is two
-batched GEMMs: ``patches[b] = G[b] @ X[b]`` (all branches and taps of all cells) and
-``patches @ [W_1; ...; W_N]`` (every branch, tap and input channel in one reduction). On CPU the
-batch is processed in cache-sized blocks of samples. Grids are channels-first ``(B, C, H, P)``;
-outputs are channels-last in memory, so the next layer reads them without a copy.
+Fast fused form ("fused where the maths allows"): ``tap_sources`` gives the cell ``q`` that cell
+``p`` reads through tap ``k`` of branch ``n`` (none where zero padding reads outside the grid).
+Branches reading the same cell at the same tap share one term with the summed weight
+``sum_n W_n[:, :, k]`` (e.g. circular and replicate agree on every in-grid tap); vanishing
+zero-padding terms are dropped. Cells with the same term list form a group (for a 5x5 grid and
+3x3 kernel: interior, four edges, four corners; 281 instead of 450 terms per cell for (c, r)).
+Per group ``g`` with ``T_g`` terms: a fixed 0/1 selection ``T_g`` scaled by ``alpha`` gives
+``G[b] = alpha * T_g``, ``patches[b] = G[b] @ X[b]`` and one GEMM ``patches @ W_g`` with the merged
+weights ``W_g`` ``(T_g * C_in, C_out)``. On CPU each group runs in cache-sized blocks of samples.
+Grids are channels-first ``(B, C, H, P)``; outputs are channels-last in memory, so the next
+layer reads them without a copy.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +29,7 @@ from torch import Tensor, nn
 
 from .attention import KernelScale
 
-__all__ = ["PADDING_MODES", "normalise_paddings", "tap_selection", "GridConv", "DGridConv"]
+__all__ = ["PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "GridConv", "DGridConv"]
 
 PADDING_MODES = ("circular", "replicate", "zeros")
 _ALIASES = {"c": "circular", "r": "replicate", "z": "zeros", "zero": "zeros", "constant": "zeros"}
@@ -44,11 +49,14 @@ def normalise_paddings(paddings: str | Sequence[str]) -> tuple[str, ...]:
     return modes
 
 
-def tap_selection(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequence[str]) -> np.ndarray:
-    """The 0/1 padding-and-shift matrix ``T`` of shape ``(HP, N, K*K, HP)`` (see the module doc)."""
+def tap_sources(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequence[str]) -> np.ndarray:
+    """Source cell ``q`` that output cell ``p`` reads through tap ``k`` of branch ``n``: ``(HP, N, K*K)``.
+
+    ``-1`` where a zero-padding branch reads outside the grid (that term of eq. 8 vanishes).
+    """
     h, p = grid_shape
     r = kernel_size // 2
-    sel = np.zeros((h * p, len(paddings), kernel_size**2, h * p), dtype=np.float32)
+    src = np.full((h * p, len(paddings), kernel_size**2), -1, dtype=np.int64)
     rows, cols = np.divmod(np.arange(h * p), p)
     for n, mode in enumerate(paddings):
         for k in range(kernel_size**2):
@@ -58,9 +66,84 @@ def tap_selection(grid_shape: tuple[int, int], kernel_size: int, paddings: Seque
             elif mode == "replicate":
                 src_r, src_c = src_r.clip(0, h - 1), src_c.clip(0, p - 1)
             inside = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < p)
-            cells = np.arange(h * p)[inside]
-            sel[cells, n, k, (src_r * p + src_c)[inside]] = 1.0
-    return sel
+            src[inside, n, k] = (src_r * p + src_c)[inside]
+    return src
+
+
+class FusedTerms(NamedTuple):
+    """Eq. 8 with branches merged where they read the same cell, cells grouped by term list (module doc).
+
+    Cells are listed group by group (``cells``, ``group_cells[g]`` of them per group). Group ``g``
+    has ``group_terms[g]`` terms ``t``, each a tap ``k_t`` and a set of branches reading one source
+    cell; ``combine`` ``(sum_g T_g, N*K*K)`` sums those branches' tap weights, ``sources``
+    ``(sum_g M_g*T_g,)`` lists each cell's source per term and ``alpha_index`` the matching entry
+    ``k_t * HP + p`` of the flattened tap factors.
+    """
+
+    cells: np.ndarray
+    group_cells: tuple[int, ...]
+    group_terms: tuple[int, ...]
+    combine: np.ndarray
+    sources: np.ndarray
+    alpha_index: np.ndarray
+
+
+def fused_terms(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequence[str]) -> FusedTerms:
+    """Group the grid cells by their term signature (per tap: branches partitioned by source cell)."""
+    src = tap_sources(grid_shape, kernel_size, paddings)
+    hp, n_branch, kk = src.shape
+    groups: dict[tuple[tuple[int, tuple[int, ...]], ...], list[int]] = {}
+    cell_sources: list[list[int]] = []
+    for cell in range(hp):
+        signature, sources = [], []
+        for k in range(kk):
+            for q in dict.fromkeys(int(s) for s in src[cell, :, k] if s >= 0):  # distinct, in branch order
+                signature.append((k, tuple(n for n in range(n_branch) if src[cell, n, k] == q)))
+                sources.append(q)
+        groups.setdefault(tuple(signature), []).append(cell)
+        cell_sources.append(sources)
+    combine, sources, alpha_index = [], [], []
+    for signature, cells in groups.items():
+        for k, branches in signature:
+            row = np.zeros(n_branch * kk, dtype=np.float32)
+            row[[n * kk + k for n in branches]] = 1.0
+            combine.append(row)
+        for cell in cells:
+            sources += cell_sources[cell]
+            alpha_index += [k * hp + cell for k, _ in signature]
+    return FusedTerms(
+        cells=np.array([c for cells in groups.values() for c in cells], dtype=np.int64),
+        group_cells=tuple(len(cells) for cells in groups.values()),
+        group_terms=tuple(len(signature) for signature in groups),
+        combine=np.stack(combine),
+        sources=np.array(sources, dtype=np.int64),
+        alpha_index=np.array(alpha_index, dtype=np.int64),
+    )
+
+
+class _PlaceCells(torch.autograd.Function):
+    """Writes each group's output ``(n, M_g, C_out)`` into its samples and cells of ``(B, HP, C_out)``.
+
+    A permutation, so the gradient is a plain gather (autograd's ``index_select`` backward would accumulate).
+    """
+
+    @staticmethod
+    def forward(ctx, places: list[tuple[int, Tensor]], hp: int, *parts: Tensor) -> Tensor:  # type: ignore[override]
+        rows = [
+            ((torch.arange(part.shape[0], device=part.device) + start) * hp)[:, None].add(cells).view(-1)
+            for (start, cells), part in zip(places, parts)
+        ]
+        ctx.rows, ctx.shapes = rows, [part.shape for part in parts]
+        b = sum(r.numel() for r in rows) // hp
+        out = parts[0].new_empty(b * hp, parts[0].shape[2])
+        for r, part in zip(rows, parts):
+            out.index_copy_(0, r, part.reshape(r.numel(), -1))
+        return out.view(b, hp, -1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        flat = grad.reshape(-1, grad.shape[2])
+        return (None, None, *(flat.index_select(0, r).view(s) for r, s in zip(ctx.rows, ctx.shapes)))
 
 
 class GridConv(nn.Module):
@@ -93,8 +176,17 @@ class GridConv(nn.Module):
             self.register_parameter(f"branch{n}_weight", weight)
             if bias:
                 self.register_parameter(f"branch{n}_bias", nn.Parameter(torch.empty(out_channels).uniform_(-1, 1) / math.sqrt(fan_in)))
-        sel = tap_selection(self.grid_shape, kernel_size, self.paddings)
-        self.register_buffer("tap_select", torch.from_numpy(sel), persistent=False)
+        terms = fused_terms(self.grid_shape, kernel_size, self.paddings)
+        self.group_cells, self.group_terms = terms.group_cells, terms.group_terms
+        hp = self.grid_shape[0] * self.grid_shape[1]
+        buffers = {
+            "term_combine": torch.from_numpy(terms.combine),
+            "term_select": torch.from_numpy(np.eye(hp, dtype=np.float32)[terms.sources]),
+            "term_alpha_index": torch.from_numpy(terms.alpha_index),
+            "term_cells": torch.from_numpy(terms.cells),
+        }
+        for name, value in buffers.items():
+            self.register_buffer(name, value, persistent=False)
 
     def branch_weights(self) -> list[Tensor]:
         return [getattr(self, f"branch{n}_weight") for n in range(1, len(self.paddings) + 1)]
@@ -106,6 +198,13 @@ class GridConv(nn.Module):
         """``(B, C_in, H, P) -> (B, C_out, H, P)``."""
         return self._convolve(x, None)
 
+    def fused_weights(self) -> list[Tensor]:
+        """Per cell group, the merged weight of each term stacked over input channels: ``(T_g * C_in, C_out)``."""
+        n_branch, kk = len(self.paddings), self.kernel_size**2
+        stacked = torch.stack(self.branch_weights()).permute(0, 3, 4, 2, 1).reshape(n_branch * kk, -1)
+        merged = torch.matmul(self.term_combine.to(stacked.dtype), stacked)
+        return [w.view(-1, self.out_channels) for w in merged.split(self.group_terms)]
+
     def _convolve(self, x: Tensor, scale: KernelScale | None) -> Tensor:
         """The fused multi-branch convolution of eq. 6 / eq. 8 (module doc)."""
         b, c, h, p = x.shape
@@ -115,23 +214,23 @@ class GridConv(nn.Module):
             )
         if scale is not None and scale.channels is not None:
             x = x * scale.channels
-        taps = None if scale is None else scale.taps
-        hp, kk, n_branch = h * p, self.kernel_size**2, len(self.paddings)
+        hp, kk = h * p, self.kernel_size**2
         cells = x.permute(0, 2, 3, 1).reshape(b, hp, c)  # a view for channels-last inputs
-        weight = torch.stack(self.branch_weights()).permute(0, 3, 4, 2, 1).reshape(n_branch * kk * c, self.out_channels)
-        select = self.tap_select.to(x.dtype)
-        step = max(1, CPU_BLOCK_CELLS // hp) if x.device.type == "cpu" else b
-        outs = []
-        for start in range(0, b, step):
-            block = cells[start : start + step]
-            if taps is None:
-                patches = torch.matmul(select.view(hp * n_branch * kk, hp), block)
-            else:
-                alpha = taps[start : start + step].reshape(block.shape[0], taps.shape[1], hp).transpose(1, 2)
-                g = alpha[:, :, None, :, None] * select  # (n, HP, N, K*K, HP): G = alpha * T
-                patches = torch.bmm(g.reshape(block.shape[0], hp * n_branch * kk, hp), block)
-            outs.append(torch.matmul(patches.reshape(-1, n_branch * kk * c), weight))
-        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        alpha = None if scale is None or scale.taps is None else scale.taps.expand(b, kk, h, p).reshape(b, kk * hp)
+        rows = [m * t for m, t in zip(self.group_cells, self.group_terms)]
+        selects = self.term_select.to(x.dtype).split(rows)
+        alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.term_alpha_index).split(rows, 1)
+        parts, places = [], []
+        groups = zip(self.group_cells, self.group_terms, selects, alphas, self.fused_weights(), self.term_cells.split(self.group_cells))
+        for m, t, select, a, weight, group in groups:
+            step = max(1, CPU_BLOCK_CELLS // m) if x.device.type == "cpu" else b
+            for start in range(0, b, step):
+                block = cells[start : start + step]
+                g = select if a is None else a[start : start + step, :, None] * select  # G = alpha * T
+                patches = torch.matmul(g, block)
+                parts.append(torch.matmul(patches.reshape(-1, t * c), weight).view(-1, m, self.out_channels))
+                places.append((start, group))
+        out = _PlaceCells.apply(places, hp, *parts)
         if self.has_bias:
             out = out + sum(self.branch_biases())
         return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)

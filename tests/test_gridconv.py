@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from gridconv_core.attention import KernelAttention, KernelScale, build_attention
-from gridconv_core.gridconv import DGridConv, GridConv, normalise_paddings
+from gridconv_core.gridconv import DGridConv, GridConv, fused_terms, normalise_paddings
 
 
 def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
@@ -30,19 +30,50 @@ def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None
 
 @pytest.mark.parametrize("paddings", [("circular",), ("zeros",), ("replicate",), ("c", "r"), ("c", "z"), ("c", "r", "z", "c")])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
-def test_fast_dgridconv_equals_naive(paddings: tuple[str, ...], kernel: int) -> None:
+@pytest.mark.parametrize("grid", [(7, 5), (3, 6)])
+def test_fast_dgridconv_equals_naive(paddings: tuple[str, ...], kernel: int, grid: tuple[int, int]) -> None:
     torch.manual_seed(kernel)
-    layer = DGridConv(4, 6, kernel, (7, 5), paddings)
-    x = torch.randn(3, 4, 7, 5)
-    alpha = torch.rand(3, kernel * kernel, 7, 5)
+    layer = DGridConv(4, 6, kernel, grid, paddings)
+    x = torch.randn(3, 4, *grid)
+    alpha = torch.rand(3, kernel * kernel, *grid)
     torch.testing.assert_close(layer(x, KernelScale(alpha)), naive_dgridconv(layer, x, alpha), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(layer(x), naive_dgridconv(layer, x, None), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("paddings", [("zeros",), ("c", "r"), ("c", "z", "r", "c")])
+def test_fast_dgridconv_gradients_equal_naive(paddings: tuple[str, ...]) -> None:
+    """Gradients w.r.t. input, every branch weight and bias, and alpha; 150 samples span several CPU blocks."""
+    torch.manual_seed(1)
+    layer = DGridConv(5, 7, 3, (5, 5), paddings)
+    x = torch.randn(150, 5, 5, 5)
+    alpha = torch.rand(150, 9, 5, 5)
+    upstream = torch.randn(150, 7, 5, 5)
+    grads = []
+    for conv in (lambda xx, aa: layer(xx, KernelScale(aa)), lambda xx, aa: naive_dgridconv(layer, xx, aa)):
+        xx, aa = x.clone().requires_grad_(), alpha.clone().requires_grad_()
+        layer.zero_grad(set_to_none=True)
+        (conv(xx, aa) * upstream).sum().backward()
+        grads.append([xx.grad, aa.grad, *(w.grad for w in layer.branch_weights()), *(b.grad for b in layer.branch_biases())])
+    for fast, ref in zip(*grads):
+        torch.testing.assert_close(fast, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_terms_merge_equal_sources_and_drop_zero_padding() -> None:
+    """5x5, 3x3: circular and replicate agree on the 169 in-grid (cell, tap) pairs; zero padding drops the rest."""
+    both = fused_terms((5, 5), 3, ("circular", "replicate"))
+    assert sum(m * t for m, t in zip(both.group_cells, both.group_terms)) == 450 - 169
+    assert len(both.group_cells) == 9 and sorted(both.cells.tolist()) == list(range(25))
+    with_zeros = fused_terms((5, 5), 3, ("circular", "zeros"))
+    assert sum(m * t for m, t in zip(with_zeros.group_cells, with_zeros.group_terms)) == 225
+    single = fused_terms((3, 6), 5, ("replicate",))
+    assert sum(m * t for m, t in zip(single.group_cells, single.group_terms)) == 18 * 25
+    assert (both.combine.sum(0) == len(both.group_cells)).all()  # each group uses every branch tap once
 
 
 def test_vanilla_gridconv_matches_conv2d_and_blocks() -> None:
     torch.manual_seed(0)
     layer = GridConv(3, 5, 3, (5, 5), ("circular", "replicate"), bias=False)
-    x = torch.randn(130, 3, 5, 5)  # more than one CPU block
+    x = torch.randn(300, 3, 5, 5)  # more than one CPU block
     ref = sum(
         F.conv2d(F.pad(x, (1, 1, 1, 1), mode=m), w) for m, w in zip(("circular", "replicate"), layer.branch_weights())
     )

@@ -121,5 +121,6 @@ def test_short_real_h36m_run_beats_mean_pose(tmp_path: Path, h36m_dir: Path) -> 
     result = train(cfg)
     mean_pose = train_set.pose3d.mean(dim=0, keepdim=True).expand_as(test_set.pose3d)
     baseline = metrics.mpjpe(mean_pose * 1000, test_set.pose3d * 1000)
+    assert result.mean_pose_mpjpe == pytest.approx(baseline, rel=1e-4)
     assert result.test is not None
     assert result.test["P1*"] < 0.6 * baseline, (result.test["P1*"], baseline)

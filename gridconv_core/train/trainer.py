@@ -52,6 +52,8 @@ class TrainResult:
     best_val_mpjpe: float
     test: EvalReport | None
     s_prob_history: list[np.ndarray] = field(default_factory=list)
+    mean_pose_mpjpe: float = math.nan
+    """Reference: MPJPE (mm) on the test set of always predicting the mean training pose."""
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -126,6 +128,7 @@ class _Run:
         train_set, self.val_set, self.test_set = load_splits(config)
         self.x_train = train_set.pose2d.to(device)
         self.y_train = train_set.pose3d.to(device)
+        self.mean_pose = train_set.pose3d.mean(dim=0)
         self.model = build_model(config.model).to(device)
         self.net: nn.Module = self.model
         if info.enabled:
@@ -177,8 +180,9 @@ class _Run:
         if self.info.is_main:
             atomic_write_text(self.run_dir / "report.json", report.to_json() + "\n")
             atomic_write_text(self.run_dir / "report.txt", report.table() + "\n")
+        reference = float(metrics.mpjpe(self.mean_pose.expand_as(self.test_set.pose3d), self.test_set.pose3d)) * 1000
         return TrainResult(cfg, self.run_dir, self.model, self.history, self.best_epoch, self.best_val, report,
-                           self.s_prob_history)
+                           self.s_prob_history, reference)
 
     def _train_epoch(self, start: float) -> bool:
         """One pass over this rank's shard; True when the time budget ran out."""
