@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from gridconv_core.layout import GridLayout
+from gridconv_core.layout import GridLayout, LayoutError
 from gridconv_core.skeleton import Skeleton, get_skeleton
 
 from ._common import GridvizError, banner_html
@@ -151,21 +151,23 @@ class AutoGridsWatcher(widgets.VBox):
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str]) -> AutoGridsWatcher:
-        """A watcher over a training checkpoint's ``"sprob_history"`` (A.3).
+        """A watcher over a training checkpoint's S^prob history (``"s_prob_history"``, one entry per epoch).
 
-        The grid and skeleton come from the model config (``config["model"]["grid_shape"]`` and
-        ``["skeleton"]``); an unreadable or incomplete checkpoint raises ``CheckpointError``.
+        The grid and skeleton come from the checkpoint's saved layout; an unreadable checkpoint, or
+        one without an AutoGrids history, raises ``CheckpointError``.
         """
         from gridconv_core.train.checkpoint import CheckpointError, load_checkpoint  # the trainer stack, on demand
 
         state = load_checkpoint(path)
-        model_config = state["config"].get("model", {}) if isinstance(state["config"], dict) else {}
-        if "grid_shape" not in model_config or "skeleton" not in model_config:
-            raise CheckpointError(f"checkpoint {path} has no model config with 'skeleton' and 'grid_shape'")
-        if "sprob_history" not in state:
-            raise CheckpointError(f"checkpoint {path} has no 'sprob_history' (was it trained with AutoGrids?)")
-        history = [s.cpu().numpy() if isinstance(s, torch.Tensor) else s for s in state["sprob_history"]]
-        return cls.from_history(history, tuple(model_config["grid_shape"]), model_config["skeleton"])
+        history = state.get("s_prob_history")
+        if not history or not state.get("layout"):
+            raise CheckpointError(f"checkpoint {path} has no S^prob history (was it trained with AutoGrids?)")
+        try:
+            layout = GridLayout.from_json(state["layout"])
+        except LayoutError as err:
+            raise CheckpointError(f"checkpoint {path} holds an invalid layout: {err}") from None
+        arrays = [s.cpu().numpy() if isinstance(s, torch.Tensor) else np.asarray(s) for s in history]
+        return cls.from_history(arrays, layout.shape, layout.skeleton)
 
     def append(self, snapshot: Any, epoch: int | None = None) -> bool:
         """Add one ``(HP, J)`` snapshot and move the slider to it; False (and a banner) when it is malformed."""

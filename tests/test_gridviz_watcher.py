@@ -160,18 +160,20 @@ def test_callback_is_a_trainer_callback() -> None:
     assert w.epochs == [5]
 
 
-def test_from_checkpoint_reads_sprob_history(tmp_path) -> None:
-    checkpoint = pytest.importorskip("gridconv_core.train.checkpoint", reason="gridconv_core.train not importable yet")
-    hist = _history(3)
-    state = {"config": {"model": {"skeleton": "h36m17", "grid_shape": [5, 5]}}, "model": {}, "best_state": {},
-             "epoch": 3, "history": [], "sprob_history": [torch.from_numpy(s) for s in hist]}
-    checkpoint.save_checkpoint(tmp_path / "ckpt.pt", state)
-    w = AutoGridsWatcher.from_checkpoint(tmp_path / "ckpt.pt")
-    assert len(w.history) == 3 and w.shape == (5, 5)
-    np.testing.assert_allclose(w.history[1], hist[1])
-    del state["sprob_history"]
-    checkpoint.save_checkpoint(tmp_path / "plain.pt", state)
-    with pytest.raises(checkpoint.CheckpointError, match="no 'sprob_history'"):
-        AutoGridsWatcher.from_checkpoint(tmp_path / "plain.pt")
-    with pytest.raises(checkpoint.CheckpointError, match="not found"):
+def test_from_checkpoint_reads_a_real_training_run(tmp_path) -> None:
+    from gridconv_core.train import CheckpointError, TrainConfig, train
+
+    config = TrainConfig().with_overrides({
+        "model.sgt": "autogrids", "model.channels": 8, "model.num_blocks": 1, "name": "ag", "out_dir": str(tmp_path),
+        "synthetic_train": 100, "synthetic_val": 50, "synthetic_test": 50, "batch_size": 50, "epochs": 2,
+        "progress": False, "device": "cpu",
+    })
+    result = train(config)
+    w = AutoGridsWatcher.from_checkpoint(result.run_dir / "last.pt")
+    assert len(w.history) == 2 and w.shape == (5, 5) and w.skeleton.name == "h36m17"
+    np.testing.assert_allclose(w.history[1], result.s_prob_history[1])
+    plain = train(config.with_overrides({"model.sgt": "handcrafted", "name": "plain"}))
+    with pytest.raises(CheckpointError, match="no S\\^prob history"):
+        AutoGridsWatcher.from_checkpoint(plain.run_dir / "last.pt")
+    with pytest.raises(CheckpointError, match="not found"):
         AutoGridsWatcher.from_checkpoint(tmp_path / "missing.pt")
