@@ -25,7 +25,7 @@ import torch
 
 from gridconv_core import GLNConfig
 from gridconv_core.data import h36m_root
-from gridconv_core.layout import atomic_write_text
+from gridconv_core.io import atomic_write_text
 from gridconv_core.train import TrainConfig, train
 
 MODELS: dict[str, GLNConfig] = {

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .layout import GridLayout, LayoutError, atomic_write_text
-from .train.checkpoint import atomic_write_bytes
+from .io import atomic_write_bytes, atomic_write_text
+from .layout import GridLayout
 
 __all__ = ["main", "build_parser", "CliError"]
 

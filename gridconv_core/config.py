@@ -15,7 +15,7 @@ from typing import Any
 
 from .attention import ATTENTIONS
 from .gridconv import normalise_paddings
-from .layout import atomic_write_text
+from .io import atomic_write_text
 from .skeleton import get_skeleton
 
 __all__ = ["ConfigError", "GLNConfig", "MODELS", "GRAPHS"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .io import atomic_write_text
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = [
@@ -336,22 +336,6 @@ def _problems(cells: tuple[tuple[Cell, ...], ...], sk: Skeleton, allow_missing: 
     if missing and not allow_missing:
         problems.append("joints never appear in a cell: " + ", ".join(f"{i} {sk.joint_names[i]}" for i in missing))
     return problems
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------------- SGT as tensor ops

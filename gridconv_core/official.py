@@ -21,13 +21,10 @@ import torch
 from torch import Tensor
 
 from .config import ConfigError, GLNConfig
+from .io import CheckpointError
 from .model import GridLiftingNetwork, build_model
 
 __all__ = ["CheckpointError", "OptimizerStandIn", "restricted_pickle", "read_official_file", "load_official_checkpoint"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or does not fit the model; the message says why."""
 
 
 class OptimizerStandIn:

@@ -67,7 +67,7 @@ def test_slider_updates_heatmap_title_and_hard_grid() -> None:
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), hist[1])
     assert w.figure.layout.title.text == "S<sup>prob</sup> at epoch 1"
     names = get_skeleton("h36m17").joint_names
-    assert f"data-testid='hard-cell-0-3' style='background:#fff3c4" in w.grid.value  # cell (0,3) moved
+    assert "data-testid='hard-cell-0-3' style='background:#fff3c4" in w.grid.value  # cell (0,3) moved
     assert f">{names[int(hist[1][3].argmax())]}</td>" in w.grid.value
     assert "(1 cell changed since the previous epoch)" in w.grid.value
     w.slider.value = 0

@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..io import CheckpointError, atomic_write_bytes
 
 __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "atomic_write_bytes", "save_checkpoint", "load_checkpoint",
            "rng_state", "set_rng_state", "check_model_config"]
@@ -23,27 +24,6 @@ __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "atomic_write_bytes", "save_c
 CHECKPOINT_FORMAT = "gridconv-train-checkpoint"
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS = ("config", "model", "best_state", "epoch", "history")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, truncated, not ours, or belongs to a different model."""
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
-    """Write bytes via a temporary file in the same folder and ``os.replace`` (binary ``atomic_write_text``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:

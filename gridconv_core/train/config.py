@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, GLNConfig
-from ..layout import atomic_write_text
+from ..io import atomic_write_text
 
 __all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "parse_override", "default_config_path"]
 

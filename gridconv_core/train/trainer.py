@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics
 from ..evaluate import EvalReport, evaluate, predict
-from ..layout import atomic_write_text
+from ..io import atomic_write_text
 from ..model import build_model
 from .callbacks import Callback, CallbackList
 from .checkpoint import (CheckpointError, check_model_config, load_checkpoint, rng_state, save_checkpoint,
