@@ -3,7 +3,7 @@
 Ours: ``gridconv_core.train.train`` itself (tensors on the device, batched by index), fp32 and bf16.
 Beside it, in the same run, an emulation of the authors' pipeline: a ``Dataset`` whose ``__getitem__``
 applies the SGT per sample in numpy, a ``DataLoader`` with ``num_workers=0`` collating the batch, then
-the same model step. Prints samples/s and the ratio; ``--h36m`` trains on the real shared data.
+a step of the same network with the authors' unfold-style D-GridConv (``bench_model.unfold_convolve``). Prints samples/s and the ratio; ``--h36m`` trains on the real shared data.
 With CUDA, also estimates one full Human3.6M epoch (1,559,752 training poses, S1/5/6/7/8, 4 cameras).
 
     .venv/bin/python benchmarks/bench_train.py [--steps 10] [--h36m]
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bench_model import machine, swapped, unfold_convolve  # the authors' layer, kept with the benchmarks
+from gridconv_core.io import atomic_write_text
 from gridconv_core.layouts import handcrafted
 from gridconv_core.model import build_model
 from gridconv_core.train import TrainConfig, load_splits, train
@@ -53,7 +54,7 @@ def official_style(config: TrainConfig, steps: int, device: torch.device) -> flo
     train_set, _, _ = load_splits(config)
     loader = DataLoader(OfficialStyleDataset(train_set.pose2d.numpy(), train_set.pose3d.numpy()),
                         batch_size=config.batch_size, shuffle=True, num_workers=0)
-    model = build_model(config.model).to(device).train()
+    model = swapped(build_model(config.model).to(device).train(), unfold_convolve)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     it = iter(loader)
     t0, done = 0.0, 0
@@ -85,20 +86,18 @@ def main() -> None:
     figures = {"ours_fp32": ours(config, "none"), "ours_bf16": ours(config, "bf16"),
                "official_style_fp32": official_style(config, args.steps, device)}
     ratio = figures["ours_fp32"] / figures["official_style_fp32"]
-    name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
     result = {
-        "device": f"{device.type}: {name}, {torch.get_num_threads()} threads", "batch": 200,
+        "machine": machine(device), "batch": 200,
         "data": "h36m" if args.h36m else "synthetic", "steps": args.steps,
         "samples_per_s": {k: round(v, 1) for k, v in figures.items()},
         "ratio_ours_fp32_vs_official_style": round(ratio, 2),
         "ratio_ours_bf16_vs_official_style": round(figures["ours_bf16"] / figures["official_style_fp32"], 2),
         "h36m_epoch_minutes_ours_fp32": round(H36M_TRAIN_POSES / figures["ours_fp32"] / 60, 1),
-        "note": "official_style = per-sample numpy SGT in __getitem__ + DataLoader(num_workers=0) + our model step",
+        "note": "official_style = per-sample numpy SGT in __getitem__ + DataLoader(num_workers=0) + unfold D-GridConv",
     }
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / f"bench_train_{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(Path(__file__).parent / "results" / f"bench_train_{device.type}.json",
+                      json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
