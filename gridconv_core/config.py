@@ -15,7 +15,7 @@ from typing import Any
 
 from .attention import ATTENTIONS
 from .gridconv import normalise_paddings
-from .io import atomic_write_text
+from .io import atomic_write_text, read_json
 from .skeleton import get_skeleton
 
 __all__ = ["ConfigError", "GLNConfig", "MODELS", "GRAPHS"]
@@ -117,14 +117,9 @@ class GLNConfig:
         return text
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike[str]) -> GLNConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as err:
-            raise ConfigError(f"cannot read model config {path}: {err.strerror or err}") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"malformed model config {path}: {err.msg} at line {err.lineno}") from None
-        return cls.from_dict(data)
+    def from_json(cls, source: str | os.PathLike[str]) -> GLNConfig:
+        """Parse a JSON string or read a JSON file."""
+        return cls.from_dict(read_json(source, ConfigError, "model config"))
 
 
 def _known(data: dict[str, Any]) -> None:

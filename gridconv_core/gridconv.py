@@ -121,6 +121,19 @@ def fused_terms(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequenc
     )
 
 
+def _capturing() -> bool:
+    """True while a graph is traced or exported: then the batch is one block and cells are placed by a gather."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _cell_rows(places: Sequence[tuple[int, Tensor]], parts: Sequence[Tensor], hp: int) -> list[Tensor]:
+    """Flat ``(sample * HP + cell)`` output rows of each group block ``(n, M_g, C_out)``."""
+    return [
+        ((torch.arange(part.shape[0], device=part.device) + start) * hp)[:, None].add(cells).view(-1)
+        for (start, cells), part in zip(places, parts)
+    ]
+
+
 class _PlaceCells(torch.autograd.Function):
     """Writes each group's output ``(n, M_g, C_out)`` into its samples and cells of ``(B, HP, C_out)``.
 
@@ -129,10 +142,7 @@ class _PlaceCells(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, places: list[tuple[int, Tensor]], hp: int, *parts: Tensor) -> Tensor:  # type: ignore[override]
-        rows = [
-            ((torch.arange(part.shape[0], device=part.device) + start) * hp)[:, None].add(cells).view(-1)
-            for (start, cells), part in zip(places, parts)
-        ]
+        rows = _cell_rows(places, parts, hp)
         ctx.rows, ctx.shapes = rows, [part.shape for part in parts]
         b = sum(r.numel() for r in rows) // hp
         out = parts[0].new_empty(b * hp, parts[0].shape[2])
@@ -144,6 +154,19 @@ class _PlaceCells(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         flat = grad.reshape(-1, grad.shape[2])
         return (None, None, *(flat.index_select(0, r).view(s) for r, s in zip(ctx.rows, ctx.shapes)))
+
+
+def _place_cells(places: list[tuple[int, Tensor]], hp: int, parts: list[Tensor]) -> Tensor:
+    """Group outputs in sample-major cell order ``(B, HP, C_out)``.
+
+    Training uses :class:`_PlaceCells`; graph capture (ONNX export, tracing) uses the same permutation
+    written as one gather, which exporters understand.
+    """
+    if not _capturing():
+        return _PlaceCells.apply(places, hp, *parts)
+    order = torch.cat(_cell_rows(places, parts, hp))
+    flat = torch.cat([part.reshape(-1, part.shape[2]) for part in parts])
+    return flat.index_select(0, torch.argsort(order)).view(-1, hp, parts[0].shape[2])
 
 
 class GridConv(nn.Module):
@@ -222,15 +245,17 @@ class GridConv(nn.Module):
         alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.term_alpha_index).split(rows, 1)
         parts, places = [], []
         groups = zip(self.group_cells, self.group_terms, selects, alphas, self.fused_weights(), self.term_cells.split(self.group_cells))
+        capturing = _capturing()
         for m, t, select, a, weight, group in groups:
-            step = max(1, CPU_BLOCK_CELLS // m) if x.device.type == "cpu" else b
+            step = max(1, CPU_BLOCK_CELLS // m) if x.device.type == "cpu" and not capturing else b
             for start in range(0, b, step):
-                block = cells[start : start + step]
-                g = select if a is None else a[start : start + step, :, None] * select  # G = alpha * T
+                block = cells if step >= b else cells[start : start + step]
+                a_block = a if a is None or step >= b else a[start : start + step]
+                g = select if a_block is None else a_block[:, :, None] * select  # G = alpha * T
                 patches = torch.matmul(g, block)
                 parts.append(torch.matmul(patches.reshape(-1, t * c), weight).view(-1, m, self.out_channels))
                 places.append((start, group))
-        out = _PlaceCells.apply(places, hp, *parts)
+        out = _place_cells(places, hp, parts)
         if self.has_bias:
             out = out + sum(self.branch_biases())
         return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)

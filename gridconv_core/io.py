@@ -1,11 +1,13 @@
 """File I/O shared by the toolkit: atomic writes (readers never see half a file) and ``CheckpointError``."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "read_json"]
 
 
 class CheckpointError(ValueError):
@@ -32,3 +34,20 @@ def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(source: str | os.PathLike[str], error: type[ValueError], what: str) -> Any:
+    """Parse ``source`` as JSON text (when it starts with ``{``) or read it as a JSON file.
+
+    Any failure raises ``error`` with a one-line message naming ``what`` (e.g. "layout").
+    """
+    text = str(source)
+    if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+        try:
+            text = Path(source).read_text()
+        except OSError as err:
+            raise error(f"cannot read {what} file {source}: {err.strerror or err}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(f"malformed {what} JSON: {err.msg} at line {err.lineno} column {err.colno}") from None

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .io import atomic_write_text
+from .io import atomic_write_text, read_json
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = [
@@ -272,18 +272,7 @@ class GridLayout:
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> GridLayout:
         """Parse a JSON string, or read a JSON file when ``source`` is a path."""
-        text = str(source)
-        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
-            path = Path(source)
-            try:
-                text = path.read_text()
-            except OSError as err:
-                raise LayoutError(f"cannot read layout file {path}: {err.strerror or err}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise LayoutError(f"malformed layout JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(source, LayoutError, "layout"))
 
     def __str__(self) -> str:
         names = self.skeleton.joint_names

@@ -20,13 +20,25 @@ from .layout import GridLayout, GridTransform, phi, phi_inv
 from .layouts import default_shape, get_layout
 from .skeleton import Skeleton, get_skeleton
 
-__all__ = ["InputError", "GridLiftingNetwork", "build_model"]
+__all__ = ["InputError", "check_pose_input", "GridLiftingNetwork", "build_model"]
 
 Record = list[tuple[str, KernelScale | None]]
 
 
 class InputError(ValueError):
     """A model input has the wrong shape or non-finite values."""
+
+
+def check_pose_input(x: Tensor, num_joints: int, skeleton_name: str = "") -> None:
+    """Raise :class:`InputError` unless ``x`` is a finite floating-point ``(B, J, 2)`` batch."""
+    if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[1] != num_joints or x.shape[2] != 2:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        of = f" for skeleton {skeleton_name}" if skeleton_name else ""
+        raise InputError(f"expected 2D poses of shape (B, {num_joints}, 2){of}, got {got}")
+    if not x.is_floating_point():
+        raise InputError(f"expected floating-point 2D poses, got dtype {x.dtype}")
+    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
+        raise InputError("2D poses contain NaN or infinite values")
 
 
 def _layer(
@@ -124,7 +136,7 @@ class GridLiftingNetwork(nn.Module):
         return [self.w1, *(w for block in self.linear_stages for w in (block.w1, block.w2)), self.w2]
 
     def _lift(self, x: Tensor, record: Record | None) -> tuple[Tensor, Tensor]:
-        self._validate(x)
+        check_pose_input(x, self.skeleton.num_joints, self.skeleton.name)
         if self.autogrids is not None:
             s = self.autogrids()
             grid = self._network(phi(s, x, self.grid_shape), record)
@@ -138,16 +150,6 @@ class GridLiftingNetwork(nn.Module):
         for i, block in enumerate(self.linear_stages):
             y = block(y, f"linear_stages.{i}.", record)
         return _dynamic(self.w2, self.atten_conv2, y, "w2", record)
-
-    def _validate(self, x: Tensor) -> None:
-        j = self.skeleton.num_joints
-        if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[1] != j or x.shape[2] != 2:
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise InputError(f"expected 2D poses of shape (B, {j}, 2) for skeleton {self.skeleton.name}, got {got}")
-        if not x.is_floating_point():
-            raise InputError(f"expected floating-point 2D poses, got dtype {x.dtype}")
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
-            raise InputError("2D poses contain NaN or infinite values")
 
 
 def build_model(config: GLNConfig | None = None, **overrides: object) -> nn.Module:

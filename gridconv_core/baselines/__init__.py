@@ -27,7 +27,8 @@ from ..layouts import get_layout
 from ..skeleton import Skeleton, get_skeleton
 from .lcn import LocallyConnected
 from .sem_graph_conv import SemGraphConv
-from .simple_baseline import WIDTH_PER_CHANNEL, ResidualLifter, SimpleBaseline, check_pose_input
+from ..model import check_pose_input
+from .simple_baseline import WIDTH_PER_CHANNEL, ResidualLifter, SimpleBaseline
 
 __all__ = [
     "BASELINES",

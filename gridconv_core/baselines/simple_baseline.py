@@ -12,25 +12,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..model import InputError
+from ..model import check_pose_input
 
-__all__ = ["ResidualLifter", "SimpleBaseline", "check_pose_input", "WIDTH_PER_CHANNEL"]
+__all__ = ["ResidualLifter", "SimpleBaseline", "WIDTH_PER_CHANNEL"]
 
 WIDTH_PER_CHANNEL = 4
 """SimpleBaseline width = 4 x ``config.channels``: Martinez's 1024 for the GLN's default 256."""
 
 LayerFactory = Callable[[int, int], nn.Module]
-
-
-def check_pose_input(x: Tensor, num_joints: int) -> None:
-    """Raise :class:`~gridconv_core.model.InputError` unless ``x`` is a finite float ``(B, J, 2)`` batch."""
-    if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[1] != num_joints or x.shape[2] != 2:
-        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise InputError(f"expected 2D poses of shape (B, {num_joints}, 2), got {got}")
-    if not x.is_floating_point():
-        raise InputError(f"expected floating-point 2D poses, got dtype {x.dtype}")
-    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
-        raise InputError("2D poses contain NaN or infinite values")
 
 
 class _Unit(nn.Module):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, GLNConfig
-from ..io import atomic_write_text
+from ..io import atomic_write_text, read_json
 
 __all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "parse_override", "default_config_path"]
 
@@ -152,17 +152,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> TrainConfig:
         """Parse a JSON string or read a JSON file."""
-        text = str(source)
-        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
-            try:
-                text = Path(source).read_text()
-            except OSError as err:
-                raise ConfigError(f"cannot read config file {source}: {err.strerror or err}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"malformed config JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(source, ConfigError, "config"))
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> TrainConfig:
         """A copy with dotted ``key=value`` overrides applied (values parsed as JSON when they can be)."""
