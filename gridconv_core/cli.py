@@ -170,7 +170,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise CliError(f"the checkpoint's model uses skeleton {model.skeleton.name}; predict needs an h36m17 model")
     if fmt == "coco17":
         uv = data.coco17_to_h36m17(uv)
-    x = data.normalize_wild(uv, w, h)  # (x - L/2) / (L/2), L = max(W, H): the authors' in-the-wild recipe
+    x = data.normalize_wild(uv, w, h)  # scaled by max(W, H) / 2 as the authors recommend, centred
     pose3d = predict(model, torch.as_tensor(np.asarray(x), dtype=torch.float32)).numpy()
     names = list(model.skeleton.joint_names)
     if out.suffix.lower() == ".json":

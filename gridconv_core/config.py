@@ -33,8 +33,9 @@ class GLNConfig:
     """Model configuration (see the module doc for the paper's defaults).
 
     ``sgt`` is a layout spec for :func:`gridconv_core.layouts.get_layout` or ``"autogrids"``;
-    ``autogrids_init`` is a layout spec or ``"random"``; ``grid_shape`` ``None`` takes the
-    layout's. ``kernel_pattern`` is ``(a, b, c, d)`` of Table E; ``graph`` selects the graph of
+    ``autogrids_init`` is a layout spec, ``"random"``, or ``"prior"`` (default: the official
+    ``standard`` prior for H36M-17 on 5x5, random scores otherwise, as in paper 4.2 / the official
+    code); ``grid_shape`` ``None`` takes the layout's. ``kernel_pattern`` is ``(a, b, c, d)`` of Table E; ``graph`` selects the graph of
     the graph baselines (Table 4): ``"skeleton"``, ``"grid"`` (G_craft: the layout's equivalent
     joint graph) or ``"grid_cells"`` (D_craft: the layout's grid cells as nodes).
     """
@@ -42,7 +43,7 @@ class GLNConfig:
     skeleton: str = "h36m17"
     model: str = "dgridconv"
     sgt: str = "handcrafted"
-    autogrids_init: str = "standard"
+    autogrids_init: str = "prior"
     grid_shape: tuple[int, int] | None = None
     channels: int = 256
     num_blocks: int = 2
@@ -90,6 +91,13 @@ class GLNConfig:
     def effective_attention(self) -> str:
         """The attention the network uses: ``"none"`` for the static ``gridconv`` model."""
         return "none" if self.model == "gridconv" else self.attention
+
+    def autogrids_start(self) -> str:
+        """The layout spec AutoGrids starts from: ``autogrids_init`` with ``"prior"`` resolved."""
+        if self.autogrids_init != "prior":
+            return self.autogrids_init
+        five_by_five = self.grid_shape is None or tuple(self.grid_shape) == (5, 5)
+        return "standard" if self.skeleton == "h36m17" and five_by_five else "random"
 
     def replace(self, **overrides: Any) -> GLNConfig:
         """A validated copy with some fields changed; unknown names raise :class:`ConfigError`."""

@@ -27,6 +27,10 @@ class EvalError(ValueError):
     """An evaluation request does not fit the data (wrong input source, unknown protocol, no joints)."""
 
 
+DETECTED = "detected"
+"""Protocol source meaning any detector's 2D output, i.e. any source other than ``"gt"``."""
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A metric on a given 2D input source (``None``: any source)."""
@@ -38,7 +42,7 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "P1": Protocol("mpjpe", "sh", "mm", "MPJPE, detected 2D input"),
+    "P1": Protocol("mpjpe", DETECTED, "mm", "MPJPE, detected 2D input (SH, CPN, HRNet, ...)"),
     "P1*": Protocol("mpjpe", "gt", "mm", "MPJPE, ground-truth 2D input"),
     "P2": Protocol("pa_mpjpe", None, "mm", "PA-MPJPE (similarity alignment per frame)"),
     "MPJPE": Protocol("mpjpe", None, "mm", "MPJPE on the given input"),
@@ -54,7 +58,7 @@ def default_protocols(source: str, has_actions: bool) -> tuple[str, ...]:
     """H36M-style data: P1 (or P1*) and P2; other data: MPJPE, P2, PCK and AUC."""
     if not has_actions:
         return ("MPJPE", "P2", "PCK", "AUC")
-    return ("P1" if source == "sh" else "P1*", "P2")
+    return ("P1*" if source == "gt" else "P1", "P2")
 
 
 @dataclass
@@ -149,9 +153,9 @@ def evaluate(
 ) -> EvalReport:
     """Run ``model`` on a ``PoseSet``'s 2D input and score it under ``protocols`` (paper 4.1).
 
-    The input source is ``poseset.meta["source"]`` ("gt" when absent); P1 needs detected ("sh") input,
-    P1* ground truth. ``joints`` (indices or names) restricts every metric; by default the joints in
-    ``poseset.meta["missing_joints"]`` are left out.
+    The input source is ``poseset.meta["source"]`` ("gt" when absent); P1 needs detected input (any
+    source but "gt"), P1* ground truth. ``joints`` (indices or names) restricts every metric; by default
+    only ``poseset.meta["valid_joints"]`` are scored.
     """
     meta = getattr(poseset, "meta", None) or {}
     source = str(meta.get("source", "gt"))
@@ -161,7 +165,7 @@ def evaluate(
         if name not in PROTOCOLS:
             raise EvalError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
         need = PROTOCOLS[name].source
-        if need is not None and need != source:
+        if need is not None and (source == "gt") != (need == "gt"):
             raise EvalError(f"protocol {name} needs {need!r} 2D input but the data has {source!r} input")
     names = list(poseset.skeleton.joint_names)
     keep = _joint_indices(joints, meta.get("valid_joints"), names)

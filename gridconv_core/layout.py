@@ -265,7 +265,10 @@ class GridLayout:
         except KeyError as err:
             raise LayoutError(str(err.args[0])) from None
         layout = cls.from_rows(data["cells"], skeleton, str(data.get("name", "")), data.get("allow_missing") is True)
-        if "shape" in data and list(data["shape"]) != list(layout.shape):
+        shape = data.get("shape", list(layout.shape))
+        if not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(v, int) for v in shape):
+            raise LayoutError(f"layout 'shape' must be a list of two integers, got {shape!r}")
+        if shape != list(layout.shape):
             raise LayoutError(f"layout 'shape' {data['shape']} does not match its cells {list(layout.shape)}")
         return layout
 
@@ -338,14 +341,16 @@ def phi(s: Tensor, g: Tensor, shape: tuple[int, int]) -> Tensor:
     return d.transpose(1, 2).reshape(b, c, shape[0], shape[1])
 
 
-def phi_inv(s: Tensor, d: Tensor, eps: float = 1e-8) -> Tensor:
+def phi_inv(s: Tensor, d: Tensor) -> Tensor:
     """Eq. 11-12: grid pose ``(B, C, H, P)`` back to joints ``(B, J, C)``, averaging replicas.
 
-    ``s`` is the ``(HP, J)`` assignment read back; a joint that no cell holds comes out as 0.
+    ``s`` is the ``(HP, J)`` 0/1 assignment read back (or a straight-through one-hot); a joint that
+    no cell holds comes out as 0.
     """
     b, c, h, p = d.shape
     s = s.to(d.dtype)
-    s_tilde_t = (s / (s.sum(dim=0, keepdim=True) + eps)).t()  # (J, HP), eq. 11
+    # eq. 11; a joint no cell holds has count 0: clamping keeps it at 0 with a bounded gradient
+    s_tilde_t = (s / s.sum(dim=0, keepdim=True).clamp_min(1.0)).t()  # (J, HP)
     return torch.matmul(s_tilde_t, d.reshape(b, c, h * p).transpose(1, 2))  # (B, J, C), eq. 12
 
 

@@ -87,11 +87,12 @@ class GridLiftingNetwork(nn.Module):
         self.sgt: GridTransform | None = None
         self.autogrids: AutoGrids | None = None
         if config.sgt == "autogrids":
-            if config.autogrids_init == "random":
+            start = config.autogrids_start()
+            if start == "random":
                 shape = config.grid_shape or default_shape(skeleton)
                 self.autogrids = AutoGrids.random(skeleton, shape, gumbel_tau=config.gumbel_tau)
             else:
-                init = get_layout(config.autogrids_init, skeleton, config.grid_shape)
+                init = get_layout(start, skeleton, config.grid_shape)
                 self.autogrids = AutoGrids.from_layout(init, gumbel_tau=config.gumbel_tau)
             shape = self.autogrids.shape
         else:

@@ -104,10 +104,12 @@ def test_per_frame_sizes_and_torch():
     np.testing.assert_allclose(normalize_screen(torch.tensor(uv), w, h).numpy(), per)
 
 
-def test_wild_normalisation_uses_long_side():
-    uv = np.array([[[960.0, 540.0], [0.0, 0.0], [1920.0, 960.0]]])
+def test_wild_normalisation_scales_by_the_long_side_and_keeps_the_centre():
+    uv = np.array([[[960.0, 540.0], [0.0, 0.0], [1920.0, 1080.0]]])
     xy = normalize_wild(uv, 1920, 1080)
-    np.testing.assert_allclose(xy[0], [[0.0, -0.4375], [-1.0, -1.0], [1.0, 0.0]])
+    np.testing.assert_allclose(xy[0], [[0.0, 0.0], [-1.0, -0.5625], [1.0, 0.5625]])
+    square = normalize_wild(uv[..., :1, :] * 0 + 500.0, 1000, 1000)  # a square frame: same as screen
+    np.testing.assert_allclose(square, normalize_screen(uv[..., :1, :] * 0 + 500.0, 1000, 1000))
     np.testing.assert_allclose(normalize(uv, 1920, 1080, "wild"), xy)
     with pytest.raises(ValueError, match="unknown normalization"):
         normalize(uv, 1920, 1080, "zscore")

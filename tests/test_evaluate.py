@@ -87,8 +87,12 @@ def test_metrics_restricted_to_shared_joints_and_report_names_them() -> None:
 
 def test_protocol_input_source_is_checked() -> None:
     gt_set = make_set(DEPTHS, ACTIONS, source="gt")
-    with pytest.raises(EvalError, match="P1 needs 'sh'"):
+    with pytest.raises(EvalError, match="P1 needs 'detected'"):
         evaluate(DepthZero(), gt_set, ["P1"])
+    with pytest.raises(EvalError, match="P1\\* needs 'gt'"):
+        evaluate(DepthZero(), make_set(DEPTHS, ACTIONS, source="hrnet"), ["P1*"])
+    hrnet = evaluate(DepthZero(), make_set(DEPTHS, ACTIONS, source="hrnet"))  # any detector scores as P1
+    assert list(hrnet.results) == ["P1", "P2"] and hrnet.results["P1"].source == "hrnet"
     with pytest.raises(EvalError, match="unknown protocol"):
         evaluate(DepthZero(), gt_set, ["P7"])
     sh = evaluate(DepthZero(), make_set(DEPTHS, ACTIONS, source="sh"), ["P1", "P2"])

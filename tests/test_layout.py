@@ -134,3 +134,20 @@ def test_with_cell_validates(official: GridLayout) -> None:
     assert official.with_cell(0, 0, 3).index_grid()[0, 0] == 3
     with pytest.raises(LayoutError, match="never appear"):
         official.with_cell(4, 2, 7)  # Head's only cell
+
+
+def test_phi_inv_gradient_stays_bounded_for_a_joint_with_no_cell() -> None:
+    s = torch.zeros(25, 17)
+    s[torch.arange(25), torch.arange(25) % 16] = 1.0  # joint 16 has no cell
+    s.requires_grad_(True)
+    g = phi_inv(s, torch.randn(2, 3, 5, 5))
+    assert torch.equal(g[:, 16], torch.zeros(2, 3))
+    g.sum().backward()
+    assert s.grad is not None and float(s.grad.abs().max()) < 10.0
+
+
+def test_layout_shape_field_must_be_two_integers(official: GridLayout) -> None:
+    data = official.to_dict()
+    data["shape"] = 5
+    with pytest.raises(LayoutError, match="'shape' must be a list of two integers"):
+        GridLayout.from_dict(data)

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from gridconv_core import ConfigError, GLNConfig, InputError, build_model
+from gridconv_core import ConfigError, GLNConfig, InputError, build_model, layouts
 from gridconv_core.layout import phi_inv
 from gridconv_core.layouts import get_layout
 
@@ -106,3 +106,15 @@ def test_torch_compile_matches_eager() -> None:
     x = torch.randn(4, 17, 2)
     compiled = torch.compile(model)
     torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("overrides", "shape"), [
+    ({}, (5, 5)), ({"grid_shape": (7, 5)}, (7, 5)), ({"skeleton": "h36m32"}, (7, 5)), ({"skeleton": "coco17"}, (5, 6)),
+])
+def test_autogrids_starts_from_the_prior_on_5x5_h36m17_and_at_random_elsewhere(overrides, shape) -> None:
+    config = GLNConfig(sgt="autogrids", channels=8, num_blocks=1, **overrides)
+    model = build_model(config)
+    assert model.grid_shape == shape
+    assert config.autogrids_start() == ("standard" if not overrides else "random")
+    if not overrides:
+        assert model.grid_layout().cells == layouts.official_prior("standard").cells

@@ -103,7 +103,8 @@ def test_config_round_trip_and_overrides(tmp_path: Path) -> None:
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     for bad, match in [(["epochs=0"], "epochs"), (["nope=1"], "unknown config key"),
                        (["model.nope=1"], "nope"), (["amp=fp8"], "amp"), (["epochs"], "key=value"),
-                       (['val_subjects=["S9"]'], "test subjects")]:
+                       (['val_subjects=["S9"]'], "test subjects"),
+                       (['val_subjects=["S1"]'], "held out from the training subjects")]:
         with pytest.raises(ConfigError, match=match):
             TrainConfig().with_overrides(bad)
     for name in ("default", "paper_dgridconv", "paper_dgridconv_autogrids"):

@@ -95,7 +95,7 @@ def cell_adjacency(shape: tuple[int, int]) -> Tensor:
 
 def baseline_layout(config: Any, skeleton: str | Skeleton) -> GridLayout:
     """The grid layout of the ``"grid"`` / ``"grid_cells"`` baselines: ``config.sgt`` or ``autogrids_init``."""
-    spec = config.autogrids_init if config.sgt == "autogrids" else config.sgt
+    spec = config.autogrids_start() if config.sgt == "autogrids" else config.sgt
     shape = tuple(config.grid_shape) if config.grid_shape is not None else None
     return get_layout(spec, get_skeleton(skeleton), shape)
 

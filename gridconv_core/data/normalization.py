@@ -2,7 +2,10 @@
 
 * ``screen`` (VideoPose3D): ``uv / w * 2 - [1, h / w]``: width to [-1, 1], aspect ratio kept.
 * ``official`` (GridConv training code): ``(uv - 500) / 500``, every image taken as 1000 x 1000.
-* ``wild`` (authors' in-the-wild recipe, GridConv issue #2): ``(uv - L/2) / (L/2)``, ``L = max(W, H)``.
+* ``wild`` (the authors' in-the-wild recipe, GridConv issue #2): scale by ``L/2`` with ``L = max(W, H)``,
+  as ``(uv - L/2) / (L/2)`` does for a frame padded to a centred ``L x L`` square: each axis is centred
+  on its own image centre, ``(uv - [W/2, H/2]) / (L/2)``, so the image centre maps to (0, 0) as in
+  training (the literal formula on an unpadded 1920x1080 frame would move it to y = -0.44).
 
 ``w`` and ``h`` are scalars or per-frame arrays ``(N,)`` for keypoints ``(N, J, 2)``; numpy or torch.
 """
@@ -51,10 +54,11 @@ def unnormalize_official(xy: Array) -> Array:
 
 
 def normalize_wild(uv: Array, w: Any, h: Any) -> Array:
-    """In-the-wild normalisation ``(uv - L/2) / (L/2)`` with ``L = max(W, H)`` (both axes)."""
+    """In-the-wild normalisation ``(uv - [W/2, H/2]) / (L/2)``, ``L = max(W, H)`` (module doc)."""
     w, h = _frame_scalar(w, uv), _frame_scalar(h, uv)
     half = (w + h + abs(w - h)) / 4  # max(w, h) / 2, for numpy and torch alike
-    return (uv - half) / half
+    centre = _like((0.5, 0.0), uv) * w + _like((0.0, 0.5), uv) * h
+    return (uv - centre) / half
 
 
 def normalize(uv: Array, w: Any, h: Any, mode: str = "screen") -> Array:

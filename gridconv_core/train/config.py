@@ -106,6 +106,8 @@ class TrainConfig:
             raise ConfigError("train_subjects and test_subjects must not be empty")
         if set(self.val_subjects) & set(self.test_subjects) or set(self.train_subjects) & set(self.test_subjects):
             raise ConfigError("validation and training subjects must not include test subjects")
+        if set(self.val_subjects) & set(self.train_subjects):
+            raise ConfigError("validation subjects must be held out from the training subjects")
         if not isinstance(self.name, str) or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"name must be a plain folder name, got {self.name!r}")
 

@@ -152,7 +152,7 @@ class _Run:
         cfg = self.config
         if resume:
             self._restore(self.run_dir / LAST)
-        elif self.info.is_main and (self.run_dir / LAST).exists():
+        elif (self.run_dir / LAST).exists():  # every rank checks, so none is left waiting in a collective
             raise ConfigError(f"{self.run_dir} already holds a run; resume it or choose another name")
         if self.info.is_main:
             cfg.to_json(self.run_dir / "config.json")
@@ -269,7 +269,7 @@ class _Run:
         })
 
     def _restore(self, path: Path) -> None:
-        state = load_checkpoint(path, map_location=self.device)
+        state = load_checkpoint(path, map_location="cpu")  # load_state_dict moves tensors to the model's device
         check_model_config(state, self.config.model.to_dict(), path)
         _load_state(self.model, state["model"], path)
         try:
