@@ -15,12 +15,13 @@ from .io import CheckpointError
 from .layout import GridLayout, GridTransform, LayoutError, TopologyReport
 from .model import GridLiftingNetwork, InputError, build_model
 from .official import load_official_checkpoint
-from .skeleton import COCO17, H36M17, H36M32, HUMANEVA15, SKELETONS, Skeleton, get_skeleton, register_skeleton
+from .skeleton import (COCO17, H36M17, H36M32, HUMANEVA15, SKELETONS, Skeleton, SkeletonError, get_skeleton,
+                       register_skeleton)
 from .train import TrainConfig, TrainResult
 
 __all__ = [
     "layouts", "graph", "baselines", "metrics",
-    "Skeleton", "H36M17", "H36M32", "COCO17", "HUMANEVA15", "SKELETONS", "get_skeleton", "register_skeleton",
+    "Skeleton", "SkeletonError", "H36M17", "H36M32", "COCO17", "HUMANEVA15", "SKELETONS", "get_skeleton", "register_skeleton",
     "GridLayout", "GridTransform", "LayoutError", "TopologyReport", "AutoGrids",
     "grid_graph", "skeleton_graph", "compare_graphs",
     "KernelScale", "build_attention", "GridConv", "DGridConv",

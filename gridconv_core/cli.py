@@ -68,9 +68,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from . import data
     from .data.formats import load_generic_npz, load_mpi_inf_3dhp
-    from .data.generator import generate_poses
     from .evaluate import PROTOCOLS, combine_reports, evaluate
     from .train import model_from_checkpoint
+    from .train.trainer import synthetic_split
 
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
     model, config = model_from_checkpoint(args.checkpoint, device, "model" if args.last else "best_state")
@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         protocols = protocols or ["P1", "P1*", "P2"]
         by_source: dict[str, list[str]] = {}
         for p in protocols:  # P2 takes detected 2D, as in the paper
-            by_source.setdefault(PROTOCOLS[p].source or "sh", []).append(p)
+            by_source.setdefault("gt" if PROTOCOLS[p].source == "gt" else "sh", []).append(p)  # H36M detections: SH
         reports = []
         for source, group in by_source.items():
             ps = data.load_h36m(root, subjects, source=source, every=args.frame_step)
@@ -93,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         report = combine_reports(reports)
     else:
         if kind == "synthetic":
-            ps = generate_poses(config.synthetic_test, seed=config.seed * 3 + 2)
+            ps = synthetic_split(config, "test")
         elif kind in ("generic", "3dhp") and path:
             loader = load_generic_npz if kind == "generic" else load_mpi_inf_3dhp
             ps = loader(path)

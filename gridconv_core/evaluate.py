@@ -218,7 +218,7 @@ def _actions(poseset: Any) -> np.ndarray | None:
     arr = np.asarray(action).astype(str)
     if arr.size == 0 or np.all(arr == ""):
         return None
-    return np.char.partition(arr, " ")[:, 0]
+    return np.char.partition(arr, " ")[:, 0]  # PoseSet actions are already groups; sequence names become them
 
 
 def _action_order(actions: list[str]) -> list[str]:

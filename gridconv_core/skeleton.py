@@ -1,7 +1,7 @@
 """Skeleton definitions: joint names, kinematic parents and left/right sides.
 
 A :class:`Skeleton` is the graph ``G`` of the paper (section 3.1): ``J`` joints whose
-edges ``E`` (child, parent) feed the topology constraint of eq. 2.
+edges ``E`` (parent, child) feed the topology constraint of eq. 2.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 __all__ = [
+    "SkeletonError",
     "Skeleton",
     "H36M17",
     "H36M32",
@@ -18,6 +19,13 @@ __all__ = [
     "get_skeleton",
     "register_skeleton",
 ]
+
+
+class SkeletonError(ValueError, KeyError):
+    """An unknown skeleton or joint name (a ``ValueError``, and a ``KeyError`` for lookups)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -76,11 +84,11 @@ class Skeleton:
         return tuple(perm)
 
     def index(self, name: str) -> int:
-        """Index of a joint by name (``KeyError`` with the valid names otherwise)."""
+        """Index of a joint by name (:class:`SkeletonError` naming the valid joints otherwise)."""
         try:
             return self.joint_names.index(name)
         except ValueError:
-            raise KeyError(f"skeleton {self.name!r} has no joint {name!r}; joints: {', '.join(self.joint_names)}") from None
+            raise SkeletonError(f"skeleton {self.name!r} has no joint {name!r}; joints: {', '.join(self.joint_names)}") from None
 
 
 def _side(name: str) -> str:
@@ -142,7 +150,7 @@ def get_skeleton(name: str | Skeleton) -> Skeleton:
     try:
         return SKELETONS[name]
     except KeyError:
-        raise KeyError(f"unknown skeleton {name!r}; known: {', '.join(SKELETONS)}") from None
+        raise SkeletonError(f"unknown skeleton {name!r}; known: {', '.join(SKELETONS)}") from None
 
 
 def register_skeleton(skeleton: Skeleton) -> Skeleton:

@@ -144,7 +144,7 @@ class AutoGridsWatcher(widgets.VBox):
         if arr.ndim != 3:
             watcher._show_error(f"S^prob history has shape {arr.shape}, expected (E, HP, J)")
             return watcher
-        for epoch, snapshot in enumerate(arr):
+        for epoch, snapshot in enumerate(arr, start=1):  # 1-based, as the trainer numbers epochs
             if not watcher.append(snapshot, epoch):
                 break
         return watcher
@@ -177,7 +177,7 @@ class AutoGridsWatcher(widgets.VBox):
             self._show_error(str(err))
             return False
         self.history.append(arr)
-        self.epochs.append(len(self.epochs) if epoch is None else int(epoch))
+        self.epochs.append(len(self.epochs) + 1 if epoch is None else int(epoch))
         last = len(self.history) - 1
         with self.slider.hold_trait_notifications():
             self.slider.max = self.play.max = last

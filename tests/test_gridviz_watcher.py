@@ -53,7 +53,7 @@ def test_sprob_figure_rejects_bad_snapshots(snapshot, match: str) -> None:
 def test_from_history_moves_to_the_latest_epoch() -> None:
     hist = _history(4)
     w = AutoGridsWatcher.from_history(hist, SHAPE, "h36m17")
-    assert len(w.history) == 4 and w.epochs == [0, 1, 2, 3]
+    assert len(w.history) == 4 and w.epochs == [1, 2, 3, 4]  # 1-based, as the trainer numbers epochs
     assert w.slider.max == 3 and w.slider.value == 3 and w.play.max == 3
     assert not w.slider.disabled
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), hist[3])
@@ -65,7 +65,7 @@ def test_slider_updates_heatmap_title_and_hard_grid() -> None:
     w = AutoGridsWatcher.from_history(hist, SHAPE)
     w.slider.value = 1
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), hist[1])
-    assert w.figure.layout.title.text == "S<sup>prob</sup> at epoch 1"
+    assert w.figure.layout.title.text == "S<sup>prob</sup> at epoch 2"
     names = get_skeleton("h36m17").joint_names
     assert "data-testid='hard-cell-0-3' style='background:#fff3c4" in w.grid.value  # cell (0,3) moved
     assert f">{names[int(hist[1][3].argmax())]}</td>" in w.grid.value
@@ -79,7 +79,7 @@ def test_log_toggle_rescales_the_heatmap() -> None:
     w = AutoGridsWatcher.from_history(hist, SHAPE)
     w.scale.value = "log"
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), np.log10(np.maximum(hist[1], 1e-4)))
-    assert w.figure.layout.title.text == "log10 S<sup>prob</sup> at epoch 1"
+    assert w.figure.layout.title.text == "log10 S<sup>prob</sup> at epoch 2"
     assert w.figure.data[0].colorbar.title.text == "log10 p"
     assert (w.figure.data[0].zmin, w.figure.data[0].zmax) == (-4.0, 0.0)
     w.scale.value = "linear"

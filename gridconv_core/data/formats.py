@@ -344,7 +344,8 @@ def load_mpi_inf_3dhp(
         keep = np.flatnonzero(valid) if valid_only else np.arange(len(valid))
         if "activity_annotation" in mat:
             act = mat["activity_annotation"].reshape(-1).astype(int)[keep]
-            actions = np.array(MPI3DHP_ACTIVITIES + ("unknown",))[np.clip(act - 1, 0, len(MPI3DHP_ACTIVITIES))]
+            known = (act >= 1) & (act <= len(MPI3DHP_ACTIVITIES))  # 1-based labels; anything else is unknown
+            actions = np.array(MPI3DHP_ACTIVITIES + ("unknown",))[np.where(known, act - 1, len(MPI3DHP_ACTIVITIES))]
         else:
             actions = np.full(len(keep), "unknown")
         w, h = MPI3DHP_IMAGE_SIZE[ts]

@@ -70,15 +70,21 @@ def lr_factor(epoch: int, step: int, gamma: float, offset: int) -> float:
     return gamma ** ((epoch + offset) // step)
 
 
+def synthetic_split(config: TrainConfig, split: str) -> Any:
+    """One split ("train", "val", "test") of the built-in generator's data, seeded by ``config.seed``."""
+    from ..data.generator import generate_poses
+
+    k = ("train", "val", "test").index(split)
+    size = (config.synthetic_train, config.synthetic_val, config.synthetic_test)[k]
+    return generate_poses(size, seed=config.seed * 3 + k)
+
+
 def load_splits(config: TrainConfig) -> tuple[Any, Any, Any]:
     """``(train, validation, test)`` PoseSets; validation comes from the training subjects only."""
     from .. import data
-    from ..data.generator import generate_poses
 
     if config.dataset == "synthetic":
-        sets = [generate_poses(n, seed=config.seed * 3 + k)
-                for k, n in enumerate((config.synthetic_train, config.synthetic_val, config.synthetic_test))]
-        return sets[0], sets[1], sets[2]
+        return synthetic_split(config, "train"), synthetic_split(config, "val"), synthetic_split(config, "test")
     if not config.val_subjects:
         raise ConfigError("h36m training needs val_subjects (held-out training subjects for model selection)")
     root = config.data_root or data.h36m_root()

@@ -38,7 +38,7 @@ def title(nb: LabNotebook) -> str:
 
 def test_watcher_renders_latest_epoch_without_console_errors(watcher_page: LabNotebook) -> None:
     page = watcher_page.page
-    assert title(watcher_page) == "Sprob at epoch 4"
+    assert title(watcher_page) == "Sprob at epoch 5"
     assert "cells changed since the previous epoch" in page.locator("[data-testid=autogrids-changed]").text_content()
     assert page.locator("[data-testid^=hard-cell-]").count() == 25
     watcher_page.screenshot("autogrids_watcher")
@@ -52,7 +52,7 @@ def test_epoch_slider_changes_the_heatmap(watcher_page: LabNotebook) -> None:
     handle.focus()
     for _ in range(2):
         handle.press("ArrowLeft")
-    page.locator(TITLE, has_text="at epoch 2").wait_for()
+    page.locator(TITLE, has_text="at epoch 3").wait_for()
     assert page.evaluate(Z00) != z_before
     assert watcher_page.kernel_exec("print(watcher.slider.value)") == "2"
     z_python = float(watcher_page.kernel_exec("print(repr(float(history[2][0, 0])))"))
@@ -63,9 +63,9 @@ def test_log_toggle_and_live_append_update_the_view(watcher_page: LabNotebook) -
     page = watcher_page.page
     page.locator(f"{WATCHER} >> .widget-toggle-buttons button", has_text="log").click()
     page.locator(TITLE, has_text="log10").wait_for()
-    watcher_page.kernel_exec("watcher.append(history[0], epoch=5)")  # what the training callback does
-    page.locator(TITLE, has_text="at epoch 5").wait_for()
-    assert title(watcher_page) == "log10 Sprob at epoch 5"
+    watcher_page.kernel_exec("watcher.append(history[0], epoch=6)")  # what the training callback does
+    page.locator(TITLE, has_text="at epoch 6").wait_for()
+    assert title(watcher_page) == "log10 Sprob at epoch 6"
     assert watcher_page.kernel_exec("print(watcher.slider.value, watcher.slider.max)") == "5 5"
     watcher_page.screenshot("autogrids_watcher_log_live")
     watcher_page.page.locator(f"{WATCHER} >> .widget-toggle-buttons button", has_text="linear").click()
