@@ -7,15 +7,13 @@ kernel attention of eq. 7 at temperature T = 30 (the released checkpoints' value
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .attention import ATTENTIONS
 from .gridconv import normalise_paddings
-from .io import atomic_write_text, read_json
+from .io import read_json, write_json
 from .skeleton import get_skeleton
 
 __all__ = ["ConfigError", "GLNConfig", "MODELS", "GRAPHS"]
@@ -105,24 +103,17 @@ class GLNConfig:
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (tuples become lists)."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: Any) -> GLNConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"model config must be a JSON object, got {type(data).__name__}")
-        _known(data)
-        try:
-            return cls(**data)
-        except TypeError as err:
-            raise ConfigError(f"model config: {err}") from None
+        """Build from a plain dict (e.g. parsed JSON); unknown or invalid fields raise :class:`ConfigError`."""
+        return config_from_dict(cls, data, "model config")
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """JSON text; with ``path`` it is also written atomically."""
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            atomic_write_text(Path(path), text + "\n")
-        return text
+        return write_json(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> GLNConfig:
@@ -130,11 +121,25 @@ class GLNConfig:
         return cls.from_dict(read_json(source, ConfigError, "model config"))
 
 
-def _known(data: dict[str, Any]) -> None:
-    names = {f.name for f in dataclasses.fields(GLNConfig)}
+def _known(data: dict[str, Any], cls: type = GLNConfig, what: str = "model config") -> None:
+    names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"unknown model config field(s): {', '.join(map(str, unknown))}")
+        raise ConfigError(f"unknown {what} field(s): {', '.join(map(str, unknown))}")
+
+
+T = TypeVar("T")
+
+
+def config_from_dict(cls: type[T], data: Any, what: str) -> T:
+    """Construct the config dataclass ``cls`` from ``data``; every defect is a one-line :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
+    _known(data, cls, what)
+    try:
+        return cls(**data)
+    except TypeError as err:
+        raise ConfigError(f"{what}: {err}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "read_json"]
+__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "read_json", "write_json"]
 
 
 class CheckpointError(ValueError):
@@ -51,3 +51,11 @@ def read_json(source: str | os.PathLike[str], error: type[ValueError], what: str
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise error(f"malformed {what} JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+
+
+def write_json(data: Any, path: str | os.PathLike[str] | None = None) -> str:
+    """``data`` as indented JSON text; with ``path`` it is also written there atomically."""
+    text = json.dumps(data, indent=2)
+    if path is not None:
+        atomic_write_text(path, text + "\n")
+    return text

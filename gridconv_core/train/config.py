@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, GLNConfig
-from ..io import atomic_write_text, read_json
+from ..config import ConfigError, GLNConfig, config_from_dict
+from ..io import read_json, write_json
 
 __all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "parse_override", "default_config_path"]
 
@@ -134,22 +134,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise ConfigError("a training config must be a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as err:
-            raise ConfigError(f"invalid config: {err}") from None
+        """Build from a plain dict (e.g. parsed JSON); unknown keys or bad values raise :class:`ConfigError`."""
+        return config_from_dict(cls, data, "training config")
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            atomic_write_text(Path(path), text + "\n")
-        return text
+        """JSON text; with ``path`` it is also written atomically."""
+        return write_json(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> TrainConfig:
