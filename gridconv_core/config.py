@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .attention import ATTENTIONS
 from .gridconv import normalise_paddings
 from .io import read_json, write_json
 from .skeleton import get_skeleton
 
-__all__ = ["ConfigError", "GLNConfig", "MODELS", "GRAPHS"]
+__all__ = ["ConfigError", "JsonConfig", "GLNConfig", "MODELS", "GRAPHS"]
 
 MODELS = ("dgridconv", "gridconv", "simple_baseline", "semgcn", "lcn")
 GRAPHS = ("skeleton", "grid", "grid_cells")
@@ -26,8 +26,40 @@ class ConfigError(ValueError):
     """A model configuration is invalid; the message names the field."""
 
 
+class JsonConfig:
+    """JSON round trip for a config dataclass that defines ``to_dict``; ``WHAT`` names it in errors."""
+
+    WHAT: ClassVar[str] = "config"
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls: type[C], data: Any) -> C:
+        """Build from a plain dict (e.g. parsed JSON); unknown or invalid fields raise :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.WHAT} must be a JSON object, got {type(data).__name__}")
+        _known(data, cls, cls.WHAT)
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ConfigError(f"{cls.WHAT}: {err}") from None
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """JSON text; with ``path`` it is also written atomically."""
+        return write_json(self.to_dict(), path)
+
+    @classmethod
+    def from_json(cls: type[C], source: str | os.PathLike[str]) -> C:
+        """Parse a JSON string or read a JSON file."""
+        return cls.from_dict(read_json(source, ConfigError, cls.WHAT))
+
+
+C = TypeVar("C", bound=JsonConfig)
+
+
 @dataclass(frozen=True)
-class GLNConfig:
+class GLNConfig(JsonConfig):
     """Model configuration (see the module doc for the paper's defaults).
 
     ``sgt`` is a layout spec for :func:`gridconv_core.layouts.get_layout` or ``"autogrids"``;
@@ -53,6 +85,7 @@ class GLNConfig:
     attention_hidden_min: int = 16
     gumbel_tau: float = 1.0
     graph: str = "skeleton"
+    WHAT: ClassVar[str] = "model config"
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -99,47 +132,21 @@ class GLNConfig:
 
     def replace(self, **overrides: Any) -> GLNConfig:
         """A validated copy with some fields changed; unknown names raise :class:`ConfigError`."""
-        _known(overrides)
+        _known(overrides, GLNConfig, self.WHAT)
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples become lists)."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
-    @classmethod
-    def from_dict(cls, data: Any) -> GLNConfig:
-        """Build from a plain dict (e.g. parsed JSON); unknown or invalid fields raise :class:`ConfigError`."""
-        return config_from_dict(cls, data, "model config")
 
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """JSON text; with ``path`` it is also written atomically."""
-        return write_json(self.to_dict(), path)
-
-    @classmethod
-    def from_json(cls, source: str | os.PathLike[str]) -> GLNConfig:
-        """Parse a JSON string or read a JSON file."""
-        return cls.from_dict(read_json(source, ConfigError, "model config"))
-
-
-def _known(data: dict[str, Any], cls: type = GLNConfig, what: str = "model config") -> None:
+def _known(data: dict[str, Any], cls: type, what: str) -> None:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown {what} field(s): {', '.join(map(str, unknown))}")
 
 
-T = TypeVar("T")
-
-
-def config_from_dict(cls: type[T], data: Any, what: str) -> T:
-    """Construct the config dataclass ``cls`` from ``data``; every defect is a one-line :class:`ConfigError`."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
-    _known(data, cls, what)
-    try:
-        return cls(**data)
-    except TypeError as err:
-        raise ConfigError(f"{what}: {err}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import Any
 
+import ipywidgets as widgets
 import numpy as np
 
 from gridconv_core.skeleton import Skeleton, get_skeleton
 
-__all__ = ["GridvizError", "banner_html", "template_pose", "cell_label"]
+__all__ = ["GridvizError", "banner_html", "choose", "template_pose", "cell_label"]
 
 
 class GridvizError(ValueError):
@@ -32,6 +34,14 @@ def banner_html(title: str, lines: Sequence[str] = (), kind: str = "error", test
         f"<div data-testid='{testid}' style='{_BANNER_STYLE[kind]};border-radius:4px;padding:6px 10px;"
         f"font:13px/1.4 system-ui,sans-serif'><b>{html.escape(title)}</b>{body}</div>"
     )
+
+
+def choose(control: widgets.ValueWidget, value: Any, what: str) -> None:
+    """Set a selection widget (Dropdown, ToggleButtons) to ``value``; an unknown one raises :class:`GridvizError`."""
+    choices = [o[1] if isinstance(o, tuple) else o for o in control.options]
+    if value not in choices:
+        raise GridvizError(f"unknown {what} {value!r}; choose from {', '.join(map(repr, choices))}")
+    control.value = value
 
 
 def cell_label(cell: int | Sequence[int], joint_names: Sequence[str]) -> str:

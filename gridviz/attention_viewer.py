@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from gridconv_core.layout import GridLayout
 
-from ._common import GridvizError, banner_html, cell_label
+from ._common import GridvizError, banner_html, cell_label, choose
 from .figures import attention_figure, attention_variance, update_figure_widget
 
 __all__ = ["AttentionViewer", "compute_attention"]
@@ -122,9 +122,7 @@ class AttentionViewer:
 
     @layer.setter
     def layer(self, name: str) -> None:
-        if name not in self.maps:
-            raise GridvizError(f"unknown layer {name!r}; layers: {', '.join(self.maps)}")
-        self._layer.value = name
+        choose(self._layer, name, "layer")
 
     @property
     def mode(self) -> str:
@@ -133,9 +131,7 @@ class AttentionViewer:
 
     @mode.setter
     def mode(self, value: str) -> None:
-        if value not in ("sample", "difference", "variance"):
-            raise GridvizError(f"unknown mode {value!r}; use 'sample', 'difference' or 'variance'")
-        self._mode.value = value
+        choose(self._mode, value, "mode")
 
     @property
     def sample(self) -> int:

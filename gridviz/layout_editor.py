@@ -266,11 +266,10 @@ class LayoutEditor(anywidget.AnyWidget):
             problems.append("empty cells: " + ", ".join(f"({r},{c})" for r, c in empty) + " (drop a joint into them)")
         # An empty cell is checked as a two-joint mixture of joint 0: valid indices, holding no joint (eq. 3).
         problems += GridLayout.check([[[0, 0] if c == EMPTY else c for c in row] for row in rows], sk)
-        kept: list[list[int]] = []
-        broken: list[list[int]] = []
-        if not problems:
-            report = GridLayout.from_rows(rows, sk).topology()
-            kept, broken = [list(e) for e in report.kept], [list(e) for e in report.broken]
+        layout = None if problems else GridLayout.from_rows(rows, sk, name="edited")
+        report = layout.topology() if layout is not None else None
+        kept = [list(e) for e in report.kept] if report is not None else []
+        broken = [list(e) for e in report.broken] if report is not None else []
         with self.hold_trait_notifications():
             self.joint_names = list(sk.joint_names)
             self.template = [[round(float(v), 3) for v in xy] for xy in template_pose(sk)]
@@ -279,7 +278,7 @@ class LayoutEditor(anywidget.AnyWidget):
             self.empty_cells = empty
             self.kept_edges, self.broken_edges = kept, broken
             self.status = self._status_text(problems, broken, len(sk.edges))
-            self.layout_json = "" if problems else GridLayout.from_rows(rows, sk, name="edited").to_json(indent=1)
+            self.layout_json = "" if layout is None else layout.to_json(indent=1)
             self.can_undo, self.can_redo = bool(self._undo), bool(self._redo)
 
     @staticmethod

@@ -12,7 +12,7 @@ from torch import Tensor
 from gridconv_core.data.poseset import PoseSet
 from gridconv_core.skeleton import Skeleton, get_skeleton
 
-from ._common import GridvizError, banner_html
+from ._common import GridvizError, banner_html, choose
 from .figures import pose_figure, update_figure_widget
 
 __all__ = ["PoseViewer"]
@@ -100,9 +100,7 @@ class PoseViewer:
 
     @action.setter
     def action(self, name: str) -> None:
-        if name not in self._action.options:
-            raise GridvizError(f"unknown action {name!r}; actions: {', '.join(self._action.options)}")
-        self._action.value = name
+        choose(self._action, name, "action")
 
     @property
     def frame(self) -> int:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..config import ConfigError, GLNConfig, config_from_dict
-from ..io import read_json, write_json
+from ..config import ConfigError, GLNConfig, JsonConfig
 
 __all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "parse_override", "default_config_path"]
 
@@ -36,8 +34,10 @@ LOSSES = ("mse",)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything a training run needs. Defaults are the paper's optimisation (A.3)."""
+
+    WHAT: ClassVar[str] = "config"
 
     model: GLNConfig = field(default_factory=GLNConfig)
     name: str = ""  # run folder name under out_dir; empty -> "<sgt>-<timestamp>"
@@ -128,23 +128,10 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types, the model config nested under ``model``."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["model"] = self.model.to_dict()
         return json.loads(json.dumps(data))  # deep copy as plain JSON types
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TrainConfig:
-        """Build from a plain dict (e.g. parsed JSON); unknown keys or bad values raise :class:`ConfigError`."""
-        return config_from_dict(cls, data, "training config")
-
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """JSON text; with ``path`` it is also written atomically."""
-        return write_json(self.to_dict(), path)
-
-    @classmethod
-    def from_json(cls, source: str | os.PathLike[str]) -> TrainConfig:
-        """Parse a JSON string or read a JSON file."""
-        return cls.from_dict(read_json(source, ConfigError, "config"))
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> TrainConfig:
         """A copy with dotted ``key=value`` overrides applied (values parsed as JSON when they can be)."""
