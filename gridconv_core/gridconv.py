@@ -29,42 +29,64 @@ from torch import Tensor, nn
 
 from .attention import KernelScale
 
-__all__ = ["PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "GridConv", "DGridConv"]
+__all__ = ["AXIS_MODES", "PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "GridConv", "DGridConv"]
 
-PADDING_MODES = ("circular", "replicate", "zeros")
+AXIS_MODES = ("circular", "replicate", "zeros")
+PADDING_MODES = AXIS_MODES + tuple(f"{h}:{v}" for h in AXIS_MODES for v in AXIS_MODES if h != v)
+"""One mode on both axes, or a per-axis mix ``"horizontal:vertical"`` (Table D #3 ``circular:replicate``:
+columns wrap, rows replicate; #4 ``replicate:circular``)."""
 _ALIASES = {"c": "circular", "r": "replicate", "z": "zeros", "zero": "zeros", "constant": "zeros"}
 CPU_BLOCK_CELLS = 1250
 """Grid cells (samples x H x P) per block on CPU: keeps the patch matrix of a block in cache."""
 
 
+def _axis_modes(mode: str) -> tuple[str, str]:
+    """``(horizontal, vertical)`` padding of a mode in :data:`PADDING_MODES`."""
+    horizontal, _, vertical = mode.partition(":")
+    return horizontal, vertical or horizontal
+
+
 def normalise_paddings(paddings: str | Sequence[str]) -> tuple[str, ...]:
-    """Full padding-mode names for 1, 2 or 4 branches; accepts the official letters ``c``/``r``/``z``."""
+    """Full padding-mode names for 1, 2 or 4 branches; accepts the official letters ``c``/``r``/``z``
+    and per-axis mixes ``"h:v"`` (e.g. ``"c:r"``; ``"c:c"`` is ``"circular"``)."""
     items = (paddings,) if isinstance(paddings, str) else tuple(paddings)
-    modes = tuple(_ALIASES.get(str(m), str(m)) for m in items)
+    modes = []
+    for m in items:
+        axes = tuple(_ALIASES.get(a, a) for a in str(m).split(":"))
+        modes.append(axes[0] if len(axes) == 2 and axes[0] == axes[1] else ":".join(axes))
     bad = [m for m in modes if m not in PADDING_MODES]
     if bad or len(modes) not in (1, 2, 4):
         raise ValueError(
-            f"paddings {list(items)} invalid: need 1, 2 or 4 branches of {', '.join(PADDING_MODES)} (or c/r/z)"
+            f"paddings {list(items)} invalid: need 1, 2 or 4 branches of {', '.join(AXIS_MODES)} (or c/r/z), "
+            f"or per-axis mixes horizontal:vertical such as c:r"
         )
-    return modes
+    return tuple(modes)
+
+
+def _pad_index(index: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """Index into an axis of ``size`` after padding by ``mode`` (out of range for zeros)."""
+    if mode == "circular":
+        return index % size
+    if mode == "replicate":
+        return index.clip(0, size - 1)
+    return index
 
 
 def tap_sources(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequence[str]) -> np.ndarray:
     """Source cell ``q`` that output cell ``p`` reads through tap ``k`` of branch ``n``: ``(HP, N, K*K)``.
 
-    ``-1`` where a zero-padding branch reads outside the grid (that term of eq. 8 vanishes).
+    ``-1`` where zero padding reads outside the grid (that term of eq. 8 vanishes). Padding is
+    separable: rows follow the branch's vertical mode, columns its horizontal mode.
     """
     h, p = grid_shape
     r = kernel_size // 2
     src = np.full((h * p, len(paddings), kernel_size**2), -1, dtype=np.int64)
     rows, cols = np.divmod(np.arange(h * p), p)
     for n, mode in enumerate(paddings):
+        horizontal, vertical = _axis_modes(mode)
         for k in range(kernel_size**2):
-            src_r, src_c = rows + k // kernel_size - r, cols + k % kernel_size - r
-            if mode == "circular":
-                src_r, src_c = src_r % h, src_c % p
-            elif mode == "replicate":
-                src_r, src_c = src_r.clip(0, h - 1), src_c.clip(0, p - 1)
+            src_r = _pad_index(rows + k // kernel_size - r, h, vertical)
+            src_c = _pad_index(cols + k % kernel_size - r, p, horizontal)
             inside = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < p)
             src[inside, n, k] = (src_r * p + src_c)[inside]
     return src

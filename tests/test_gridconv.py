@@ -6,7 +6,11 @@ import torch
 from torch.nn import functional as F
 
 from gridconv_core.attention import KernelAttention, KernelScale, build_attention
-from gridconv_core.gridconv import DGridConv, GridConv, fused_terms, normalise_paddings
+from gridconv_core.gridconv import DGridConv, GridConv, fused_terms, normalise_paddings, tap_sources
+
+
+def pad_axis(x: torch.Tensor, mode: str, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    return F.pad(x, pad, mode="constant" if mode == "zeros" else mode)
 
 
 def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
@@ -15,7 +19,8 @@ def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None
     k, r = layer.kernel_size, layer.kernel_size // 2
     out = torch.zeros(b, layer.out_channels, h, p, dtype=torch.float64)
     for n, mode in enumerate(layer.paddings):
-        xp = F.pad(x.double(), (r, r, r, r), mode="constant" if mode == "zeros" else mode)
+        horizontal, _, vertical = mode.partition(":")  # Table D per-axis mixes: columns first, then rows
+        xp = pad_axis(pad_axis(x.double(), horizontal, (r, r, 0, 0)), vertical or horizontal, (0, 0, r, r))
         w = layer.branch_weights()[n].double()
         for i in range(h):
             for j in range(p):
@@ -28,7 +33,8 @@ def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None
     return out.float()
 
 
-@pytest.mark.parametrize("paddings", [("circular",), ("zeros",), ("replicate",), ("c", "r"), ("c", "z"), ("c", "r", "z", "c")])
+@pytest.mark.parametrize("paddings", [("circular",), ("zeros",), ("replicate",), ("c", "r"), ("c", "z"), ("c", "r", "z", "c"),
+                                      ("c:r",), ("r:c",), ("z:c",), ("c", "r", "c:r", "r:c")])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
 @pytest.mark.parametrize("grid", [(7, 5), (3, 6)])
 def test_fast_dgridconv_equals_naive(paddings: tuple[str, ...], kernel: int, grid: tuple[int, int]) -> None:
@@ -40,7 +46,7 @@ def test_fast_dgridconv_equals_naive(paddings: tuple[str, ...], kernel: int, gri
     torch.testing.assert_close(layer(x), naive_dgridconv(layer, x, None), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("paddings", [("zeros",), ("c", "r"), ("c", "z", "r", "c")])
+@pytest.mark.parametrize("paddings", [("zeros",), ("c", "r"), ("c", "z", "r", "c"), ("c:r", "r:c")])
 def test_fast_dgridconv_gradients_equal_naive(paddings: tuple[str, ...]) -> None:
     """Gradients w.r.t. input, every branch weight and bias, and alpha; 150 samples span several CPU blocks."""
     torch.manual_seed(1)
@@ -92,11 +98,26 @@ def test_official_parameter_names_and_gradients() -> None:
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in layer.branch_weights())
 
 
+def test_per_axis_paddings_of_table_d() -> None:
+    """Table D #3 wraps the columns and replicates the rows; #4 the other way round; ``c:c`` is circular."""
+    assert normalise_paddings(("c:r", "r:c", "c:c", "replicate:zeros")) == (
+        "circular:replicate", "replicate:circular", "circular", "replicate:zeros")
+    modes = normalise_paddings(("c:r", "r:c"))
+    src = tap_sources((5, 5), 3, modes)
+    top_left, up_left = 0, 0  # cell (0, 0), tap (-1, -1)
+    assert src[top_left, 0, up_left] == 0 * 5 + 4  # rows replicate -> row 0, columns wrap -> column 4
+    assert src[top_left, 1, up_left] == 4 * 5 + 0  # rows wrap -> row 4, columns replicate -> column 0
+    mixed = fused_terms((5, 5), 3, modes)
+    assert sum(m * t for m, t in zip(mixed.group_cells, mixed.group_terms)) == 450 - 169  # in-grid taps merge
+
+
 def test_bad_paddings_and_shapes_raise_value_errors() -> None:
     with pytest.raises(ValueError, match="1, 2 or 4"):
         normalise_paddings(("c", "r", "z"))
     with pytest.raises(ValueError, match="reflect"):
         normalise_paddings(("reflect",))
+    with pytest.raises(ValueError, match="horizontal:vertical"):
+        normalise_paddings(("c:r:z",))
     with pytest.raises(ValueError, match="odd"):
         GridConv(2, 2, 2, (5, 5))
     with pytest.raises(ValueError, match="does not fit"):
