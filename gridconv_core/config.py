@@ -19,7 +19,7 @@ from .skeleton import get_skeleton
 __all__ = ["ConfigError", "JsonConfig", "GLNConfig", "MODELS", "GRAPHS"]
 
 MODELS = ("dgridconv", "gridconv", "simple_baseline", "semgcn", "lcn")
-GRAPHS = ("skeleton", "grid", "grid_cells")
+GRAPHS = ("skeleton", "grid", "grid_cells", "grid_cells4")
 
 
 class ConfigError(ValueError):
@@ -67,7 +67,8 @@ class GLNConfig(JsonConfig):
     ``standard`` prior for H36M-17 on 5x5, random scores otherwise, as in paper 4.2 / the official
     code); ``grid_shape`` ``None`` takes the layout's. ``kernel_pattern`` is ``(a, b, c, d)`` of Table E; ``graph`` selects the graph of
     the graph baselines (Table 4): ``"skeleton"``, ``"grid"`` (G_craft: the layout's equivalent
-    joint graph) or ``"grid_cells"`` (D_craft: the layout's grid cells as nodes).
+    joint graph), ``"grid_cells"`` (D_craft: the layout's grid cells as nodes, 8 neighbours as in A.5) or
+    ``"grid_cells4"`` (D_craft with the 4-neighbourhood of eq. 2).
     """
 
     skeleton: str = "h36m17"

@@ -26,7 +26,7 @@ def config(model: str, **kw) -> GLNConfig:
 
 
 @pytest.mark.parametrize("model", ["simple_baseline", "semgcn", "lcn"])
-@pytest.mark.parametrize("graph", ["skeleton", "grid", "grid_cells"])
+@pytest.mark.parametrize("graph", ["skeleton", "grid", "grid_cells", "grid_cells4"])
 def test_shapes_and_gradients(model: str, graph: str) -> None:
     torch.manual_seed(0)
     net = build_baseline(config(model, graph=graph), "h36m17")
@@ -59,37 +59,41 @@ def _non_neighbour_check(layer: torch.nn.Module, adj: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("layer_type", [SemGraphConv, LocallyConnected])
-@pytest.mark.parametrize("graph", ["skeleton", "grid", "grid_cells"])
+@pytest.mark.parametrize("graph", ["skeleton", "grid", "grid_cells", "grid_cells4"])
 def test_graph_masks_are_respected(layer_type, graph: str) -> None:
     torch.manual_seed(0)
     adj = {
         "skeleton": lambda: SKELETON_ADJ,
         "grid": lambda: adjacency(grid_graph(layouts.handcrafted()), J),
         "grid_cells": lambda: cell_adjacency((5, 5)),
+        "grid_cells4": lambda: cell_adjacency((5, 5), 4),
     }[graph]()
     _non_neighbour_check(layer_type(4, 5, adj), adj)
 
 
 @pytest.mark.parametrize("shape", [(5, 5), (7, 5), (3, 6)])
-def test_cell_adjacency_is_the_grid_4_neighbourhood(shape: tuple[int, int]) -> None:
+def test_cell_adjacency_is_the_grid_8_or_4_neighbourhood(shape: tuple[int, int]) -> None:
     h, p = shape
-    adj = cell_adjacency(shape)
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(p), indexing="ij")
     r, c = rows.reshape(-1), cols.reshape(-1)  # cell index = row * P + col
-    manhattan = (r[:, None] - r[None, :]).abs() + (c[:, None] - c[None, :]).abs()
-    assert torch.equal(adj, (manhattan == 1).float())
+    dr, dc = (r[:, None] - r[None, :]).abs(), (c[:, None] - c[None, :]).abs()
+    assert torch.equal(cell_adjacency(shape), (torch.maximum(dr, dc) == 1).float())  # A.5: 8 neighbours, no wrap
+    assert torch.equal(cell_adjacency(shape, 4), (dr + dc == 1).float())
+    with pytest.raises(ValueError, match="4 or 8"):
+        cell_adjacency(shape, 6)
 
 
-def test_grid_cells_layer_ignores_a_non_neighbouring_cell() -> None:
+@pytest.mark.parametrize("neighbours, reached", [(8, [18, 19, 23, 24]), (4, [19, 23, 24])])
+def test_grid_cells_layer_ignores_a_non_neighbouring_cell(neighbours: int, reached: list[int]) -> None:
     torch.manual_seed(0)
-    adj = cell_adjacency((5, 5))
+    adj = cell_adjacency((5, 5), neighbours)
     for layer in (SemGraphConv(4, 5, adj), LocallyConnected(4, 5, adj)):
         x = torch.randn(2, 25, 4)
         bumped = x.clone()
-        bumped[:, 24] += 10.0  # bottom-right corner: neighbours are cells 19 and 23 only
+        bumped[:, 24] += 10.0  # bottom-right corner: neighbours 19, 23 and (8-neighbourhood) diagonal 18
         diff = (layer(bumped) - layer(x)).abs().amax(dim=(0, 2))
-        assert (diff[[19, 23, 24]] > 1e-5).all()
-        assert (diff[:19] == 0).all() and (diff[20:23] == 0).all()
+        assert (diff[reached] > 1e-5).all()
+        assert (diff[[i for i in range(25) if i not in reached]] == 0).all()
 
 
 def test_grid_cells_network_runs_on_cells_and_averages_replicas() -> None:
@@ -135,13 +139,16 @@ def test_parameter_counts_from_formulas() -> None:
     assert n_params(build_baseline(config("lcn", channels=c, num_blocks=b), "h36m17")) == lcn
 
 
+@pytest.mark.parametrize("graph", ["grid_cells", "grid_cells4"])
 @pytest.mark.parametrize("sgt, shape", [("handcrafted", (5, 5)), ("auto", None)])
-def test_grid_cells_parameter_counts_from_formulas(sgt: str, shape: tuple[int, int] | None) -> None:
+def test_grid_cells_parameter_counts_from_formulas(sgt: str, shape: tuple[int, int] | None, graph: str) -> None:
     c, b = 16, 2
-    cfg = lambda model: config(model, channels=c, num_blocks=b, graph="grid_cells", sgt=sgt)  # noqa: E731
+    cfg = lambda model: config(model, channels=c, num_blocks=b, graph=graph, sgt=sgt)  # noqa: E731
     h, p = shape or layouts.get_layout(sgt, "h36m17").shape
     n = h * p  # nodes = grid cells
     edges = 2 * (h * (p - 1) + (h - 1) * p) + n  # 4-neighbourhood nonzeros (both directions) + self loops
+    if graph == "grid_cells":
+        edges += 2 * 2 * (h - 1) * (p - 1)  # A.5: both diagonals of every 2x2 block
     units = 1 + 2 * b
     sem = (2 * 2 * c + edges + c) + 2 * b * (2 * c * c + edges + c) + (2 * c * 3 + edges + 3) + units * 2 * c
     lcn = (edges * 2 * c + n * c) + 2 * b * (edges * c * c + n * c) + (edges * c * 3 + n * 3) + units * 2 * c
@@ -175,7 +182,7 @@ def test_build_model_grid_cells_for_any_layout(model: str, skeleton: str, spec: 
     init = spec["autogrids_init"] if spec["sgt"] == "autogrids" else spec["sgt"]
     layout = layouts.get_layout(init, skeleton, spec.get("grid_shape"))
     assert isinstance(net, GridCellBaseline) and net.grid_layout() == layout and net.config == cfg
-    assert torch.equal(baseline_adjacency(cfg, skeleton), cell_adjacency(layout.shape))
+    assert torch.equal(baseline_adjacency(cfg, skeleton), cell_adjacency(layout.shape, 8))
     j = net.skeleton.num_joints
     y = net.train()(torch.randn(3, j, 2, requires_grad=True))
     assert y.shape == (3, j, 3) and torch.isfinite(y).all()
@@ -183,7 +190,7 @@ def test_build_model_grid_cells_for_any_layout(model: str, skeleton: str, spec: 
 
 
 def test_graph_choice_is_validated() -> None:
-    with pytest.raises(ConfigError, match="graph must be one of skeleton, grid, grid_cells, got 'cells'"):
+    with pytest.raises(ConfigError, match="graph must be one of skeleton, grid, grid_cells, grid_cells4, got 'cells'"):
         GLNConfig(model="semgcn", graph="cells")
 
 

@@ -9,7 +9,8 @@ The graph baselines take their graph from ``config.graph`` (Table 4):
 * ``"skeleton"``: the skeleton graph, nodes = joints;
 * ``"grid"``: G_craft, the equivalent graph of the config's grid layout (4-neighbourhood), nodes = joints;
 * ``"grid_cells"``: D_craft, the grid pose itself: nodes = the ``H*P`` cells (replicas are separate
-  nodes) with the 4-neighbourhood ``N(p)`` of eq. 2, input by ``phi`` (eq. 1), output by ``phi^-1`` (eq. 11-12).
+  nodes), each aggregating its 8 grid neighbours as in paper A.5, input by ``phi`` (eq. 1), output by
+  ``phi^-1`` (eq. 11-12); ``"grid_cells4"`` uses the 4-neighbourhood ``N(p)`` of eq. 2 instead.
 
 The layout is ``config.sgt``, or for ``sgt="autogrids"`` the fixed layout it starts from (``autogrids_init``).
 """
@@ -32,6 +33,7 @@ from .simple_baseline import WIDTH_PER_CHANNEL, ResidualLifter, SimpleBaseline
 
 __all__ = [
     "BASELINES",
+    "CELL_NEIGHBOURS",
     "GraphBaseline",
     "GridCellBaseline",
     "LocallyConnected",
@@ -69,9 +71,10 @@ class GridCellBaseline(GraphBaseline):
     """
 
     def __init__(
-        self, layer: type[nn.Module], sgt: GridTransform, channels: int, num_blocks: int, dropout: float
+        self, layer: type[nn.Module], sgt: GridTransform, channels: int, num_blocks: int, dropout: float,
+        neighbours: int = 8,
     ) -> None:
-        super().__init__(layer, cell_adjacency(sgt.shape), channels, num_blocks, dropout)
+        super().__init__(layer, cell_adjacency(sgt.shape, neighbours), channels, num_blocks, dropout)
         self.sgt = sgt
         self.num_joints = sgt.layout.skeleton.num_joints
 
@@ -87,9 +90,15 @@ class GridCellBaseline(GraphBaseline):
         return self.sgt.inverse(grid)
 
 
-def cell_adjacency(shape: tuple[int, int]) -> Tensor:
-    """``(HP, HP)`` 0/1 adjacency of an ``H x P`` grid's cells: the 4-neighbourhood ``N(p)`` of eq. 2."""
-    graph = nx.Graph(neighbour_pairs(shape))
+CELL_NEIGHBOURS = {"grid_cells": 8, "grid_cells4": 4}
+"""Neighbourhood of each D_craft graph: 8 grid neighbours (paper A.5) or the 4 of eq. 2."""
+
+
+def cell_adjacency(shape: tuple[int, int], neighbours: int = 8) -> Tensor:
+    """``(HP, HP)`` 0/1 adjacency of an ``H x P`` grid's cells: 8 neighbours (A.5) or 4 (``N(p)`` of eq. 2)."""
+    if neighbours not in (4, 8):
+        raise ValueError(f"grid cells have 4 or 8 neighbours, got {neighbours}")
+    graph = nx.Graph(neighbour_pairs(shape, diagonal=neighbours == 8))
     return adjacency(graph, shape[0] * shape[1])
 
 
@@ -107,9 +116,9 @@ def baseline_adjacency(config: Any, skeleton: str | Skeleton) -> Tensor:
         return adjacency(skeleton_graph(sk), sk.num_joints)
     if config.graph == "grid":
         return adjacency(grid_graph(baseline_layout(config, sk)), sk.num_joints)
-    if config.graph == "grid_cells":
-        return cell_adjacency(baseline_layout(config, sk).shape)
-    raise ValueError(f"unknown baseline graph {config.graph!r}; use 'skeleton', 'grid' or 'grid_cells'")
+    if config.graph in CELL_NEIGHBOURS:
+        return cell_adjacency(baseline_layout(config, sk).shape, CELL_NEIGHBOURS[config.graph])
+    raise ValueError(f"unknown baseline graph {config.graph!r}; use 'skeleton', 'grid', {', '.join(CELL_NEIGHBOURS)}")
 
 
 def build_baseline(config: Any, skeleton: str | Skeleton) -> nn.Module:
@@ -121,9 +130,10 @@ def build_baseline(config: Any, skeleton: str | Skeleton) -> nn.Module:
     net: nn.Module
     if config.model == "simple_baseline":
         net = SimpleBaseline(sk.num_joints, WIDTH_PER_CHANNEL * config.channels, config.num_blocks, config.dropout)
-    elif config.model in _GRAPH_LAYERS and config.graph == "grid_cells":
+    elif config.model in _GRAPH_LAYERS and config.graph in CELL_NEIGHBOURS:
         sgt = GridTransform(baseline_layout(config, sk))
-        net = GridCellBaseline(_GRAPH_LAYERS[config.model], sgt, config.channels, config.num_blocks, config.dropout)
+        net = GridCellBaseline(_GRAPH_LAYERS[config.model], sgt, config.channels, config.num_blocks, config.dropout,
+                               CELL_NEIGHBOURS[config.graph])
     elif config.model in _GRAPH_LAYERS:
         adj = baseline_adjacency(config, sk)
         net = GraphBaseline(_GRAPH_LAYERS[config.model], adj, config.channels, config.num_blocks, config.dropout)
