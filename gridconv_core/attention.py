@@ -4,6 +4,10 @@ Every module maps a grid feature ``(B, C_in, H, P)`` to a :class:`KernelScale`: 
 scale the kernel ``W`` of a D-GridConv layer (eq. 8). ``taps`` ``(B, K*K or 1, H, P)`` scales the
 kernel taps per output grid cell; ``channels`` ``(B, C_in, 1, 1)`` scales its input channels.
 Parameter names follow the official code (``fc``, ``bn``, ``position_fc``).
+
+The temperature ``T`` belongs to the paper's dynamic attention (eq. 7, the authors' code). The SE and
+spatial variants of Fig. 8 use their own papers' convention, a plain ``sigmoid(z)``: dividing by
+``T = 30`` would pin them near 0.5 and scale their gradients by 1/30.
 """
 from __future__ import annotations
 
@@ -93,40 +97,38 @@ class KernelAttention(nn.Module):
 
 
 class ChannelAttention(nn.Module):
-    """Fig. 8 (a), SENet-style: one factor per input channel of the kernel, from the pooled input."""
+    """Fig. 8 (a), SENet-style: one factor per input channel of the kernel, ``sigmoid(z)`` of the pooled input."""
 
-    def __init__(self, in_channels: int, temperature: float = 30.0, hidden_min: int = 16) -> None:
+    def __init__(self, in_channels: int, hidden_min: int = 16) -> None:
         super().__init__()
-        self.temperature = float(temperature)
         self.fc, self.bn = _squeeze(in_channels, hidden_min)
         self.channel_fc = nn.Conv2d(self.fc.out_channels, in_channels, 1)
         _init(self)
 
     def forward(self, x: Tensor) -> KernelScale:
         z = _pooled_mlp(self.fc, self.bn, self.channel_fc, x)
-        return KernelScale(channels=torch.sigmoid(z / self.temperature)[:, :, None, None])
+        return KernelScale(channels=torch.sigmoid(z)[:, :, None, None])
 
 
 class SpatialAttention(nn.Module):
-    """Fig. 8 (b), reduced CBAM: channel mean and max, a ``K x K`` circular conv, one factor per cell."""
+    """Fig. 8 (b), reduced CBAM: channel mean and max, a ``K x K`` circular conv, ``sigmoid`` per cell."""
 
-    def __init__(self, kernel_size: int = 3, temperature: float = 30.0) -> None:
+    def __init__(self, kernel_size: int = 3) -> None:
         super().__init__()
-        self.temperature = float(temperature)
         self.spatial_conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, padding_mode="circular")
 
     def forward(self, x: Tensor) -> KernelScale:
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
-        return KernelScale(taps=torch.sigmoid(self.spatial_conv(pooled) / self.temperature))
+        return KernelScale(taps=torch.sigmoid(self.spatial_conv(pooled)))
 
 
 class SpatialChannelAttention(nn.Module):
     """Fig. 8 (c), CBAM-like: channel factors (a) and, from the channel-scaled input, cell factors (b)."""
 
-    def __init__(self, in_channels: int, kernel_size: int = 3, temperature: float = 30.0, hidden_min: int = 16) -> None:
+    def __init__(self, in_channels: int, kernel_size: int = 3, hidden_min: int = 16) -> None:
         super().__init__()
-        self.channel = ChannelAttention(in_channels, temperature, hidden_min)
-        self.spatial = SpatialAttention(kernel_size, temperature)
+        self.channel = ChannelAttention(in_channels, hidden_min)
+        self.spatial = SpatialAttention(kernel_size)
 
     def forward(self, x: Tensor) -> KernelScale:
         channels = self.channel(x).channels
@@ -141,15 +143,17 @@ def build_attention(
     temperature: float = 30.0,
     hidden_min: int = 16,
 ) -> nn.Module | None:
-    """The attention module of one D-GridConv layer by name (:data:`ATTENTIONS`); ``None`` for ``"none"``."""
+    """The attention module of one D-GridConv layer by name (:data:`ATTENTIONS`); ``None`` for ``"none"``.
+
+    ``temperature`` applies to ``"dynamic"`` only (module doc)."""
     if kind == "none":
         return None
     if kind == "dynamic":
         return KernelAttention(in_channels, kernel_size, grid_shape, temperature, hidden_min)
     if kind == "se":
-        return ChannelAttention(in_channels, temperature, hidden_min)
+        return ChannelAttention(in_channels, hidden_min)
     if kind == "spatial":
-        return SpatialAttention(kernel_size, temperature)
+        return SpatialAttention(kernel_size)
     if kind == "spatial_channel":
-        return SpatialChannelAttention(in_channels, kernel_size, temperature, hidden_min)
+        return SpatialChannelAttention(in_channels, kernel_size, hidden_min)
     raise ValueError(f"unknown attention {kind!r}; choose one of {', '.join(ATTENTIONS)}")

@@ -145,6 +145,22 @@ def test_attention_temperature_flattens_alpha() -> None:
 
 
 @pytest.mark.parametrize("kind", ["se", "spatial", "spatial_channel"])
+def test_fig8_variants_ignore_the_temperature(kind: str) -> None:
+    """T divides only the dynamic attention's logits (eq. 7); SE and spatial use a plain sigmoid."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 5, 5)
+    hot, cold = (build_attention(kind, 6, 3, (5, 5), temperature=t) for t in (30.0, 1.0))
+    cold.load_state_dict(hot.state_dict())
+    a, b = hot.eval()(x), cold.eval()(x)
+    for got, ref in ((a.taps, b.taps), (a.channels, b.channels)):
+        if ref is not None:
+            torch.testing.assert_close(got, ref)
+            assert (ref - 0.5).abs().max() > 0.1  # not pinned at sigmoid(z / 30) ~ 0.5
+    dynamic = build_attention("dynamic", 6, 3, (5, 5), temperature=30.0).eval()
+    assert (dynamic(x).taps - 0.5).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("kind", ["se", "spatial", "spatial_channel"])
 def test_fig8_variants_scale_the_kernel(kind: str) -> None:
     torch.manual_seed(0)
     att = build_attention(kind, 6, 3, (5, 5)).eval()
