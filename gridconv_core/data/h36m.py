@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -190,7 +191,16 @@ def _check_choice(kind: str, values: Sequence[str], known: Sequence[str]) -> tup
     return values
 
 
-def _select(npz: _Npz, subjects: Sequence[str], exclude_drift: bool) -> dict[tuple[str, str], np.ndarray]:
+def _open_3d17(root: Path) -> Any:
+    """The shared 3D file, or a packed folder's (:mod:`.pack`) when only that one is there."""
+    from .pack import PACKED_FILE, PackedSequences
+
+    if not (root / FILES["3d17"]).exists() and (root / PACKED_FILE).exists():
+        return PackedSequences(root / PACKED_FILE)
+    return open_npz(root / FILES["3d17"])
+
+
+def _select(npz: Any, subjects: Sequence[str], exclude_drift: bool) -> dict[tuple[str, str], np.ndarray]:
     chosen = {}
     for key in sorted(npz.keys):
         subject, _, name = key.partition("/")
@@ -212,7 +222,7 @@ def load_h36m(
     """Human3.6M-17 from the compact shared files.
 
     Args:
-        root: the data folder (default :func:`h36m_root`).
+        root: the data folder (default :func:`h36m_root`), or a packed folder (:mod:`.pack`, ground truth only).
         subjects: e.g. :data:`TRAIN_SUBJECTS` or :data:`TEST_SUBJECTS`.
         source: ``"gt"`` (3D projected with the full camera model) or ``"sh"`` (SH detections).
         cameras: camera ids (default all four).
@@ -229,7 +239,7 @@ def load_h36m(
         raise DataError(f"unknown 2D source {source!r}; choose 'gt' or 'sh'")
     exclude_drift = source == "sh" if exclude_drift is None else exclude_drift
     cams = load_cameras_json(root / FILES["cameras"])
-    sequences = _select(open_npz(root / FILES["3d17"]), subjects, exclude_drift)
+    sequences = _select(_open_3d17(root), subjects, exclude_drift)
     detections: Detections | None = None
     if source == "sh":
         sh = open_npz(root / FILES["sh16"])
