@@ -45,7 +45,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = config.with_overrides({"out_dir": str(run_dir.parent), "name": run_dir.name})
     else:
         config = TrainConfig.from_json(Path(args.config) if args.config else default_config_path())
-    config = config.with_overrides(args.set or [])
+    config = config.with_overrides([pair for pairs in args.set or [] for pair in pairs])
     if args.out:
         config = config.with_overrides({"out_dir": args.out})
     if args.resume is True and not config.name:
@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (default: D-GridConv on the built-in pose generator)")
     p.add_argument("--config", help="training config JSON (default: the packaged default.json)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. model.sgt=autogrids, epochs=3")
+    p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
+                   help="overrides, several after one --set or one per --set: --set model.sgt=autogrids epochs=3")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                    help="continue a run from its last.pt (the run folder, or the config's out_dir/name)")
     p.add_argument("--out", help="parent folder of run folders (default ./runs)")

@@ -1,6 +1,7 @@
 """Checkpoints: weights_only loading, bit-exact resume, clear errors for corrupt or foreign files."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,20 @@ def test_corrupt_and_foreign_checkpoints_raise_one_line_errors(finished: Any, tm
     half.write_bytes(payload[: len(payload) // 2])
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, other)
-    for path, match in [(garbage, "cannot read"), (half, "cannot read"), (other, "not a gridconv"),
-                        (tmp_path / "missing.pt", "not found")]:
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps({"config": {}, "model": {}}, protocol=4))
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    listed = tmp_path / "list.pt"
+    torch.save([1, 2], listed)
+    objects = tmp_path / "objects.pt"
+    torch.save({"format": "gridconv-train-checkpoint", "thing": Kill()}, objects)
+    typed = tmp_path / "typed.pt"
+    save_checkpoint(typed, {**{k: v for k, v in load_checkpoint(good).items() if k not in ("format", "version")},
+                            "history": "none"})
+    for path, match in [(garbage, "not a torch checkpoint"), (half, "truncated or damaged"), (other, "not a gridconv"),
+                        (tmp_path / "missing.pt", "not found"), (raw, "raw pickle"), (empty, "empty"),
+                        (listed, "not a gridconv"), (objects, "Python objects"), (typed, "wrong type of history")]:
         with pytest.raises(CheckpointError, match=match) as info:
             load_checkpoint(path)
         assert "\n" not in str(info.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_prints_table_and_json(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ckpt.is_file() and (ckpt.parent / "report.txt").read_text().count("frame mean") == 1
-    code, out, _ = run(["train", "--out", str(tmp_path), "--json", *sum((["--set", s] for s in TINY), [])], capsys)
+    code, out, _ = run(["train", "--out", str(tmp_path), "--json", "--set", *TINY], capsys)  # several pairs, one --set
     assert code == 0 and json.loads(out)["best_epoch"] == 1
     code, out, _ = run(["train", "--resume", str(tmp_path / "tiny"), "--set", "epochs=2"], capsys)
     assert code == 0 and "best validation epoch" in out and "frame mean" in out
@@ -108,6 +109,12 @@ def test_bad_inputs_fail_with_one_line(ckpt: Path, tmp_path: Path, capsys: pytes
     np.savez(tmp_path / "mismatch.npz", pose2d=np.zeros((4, 2, 2)), pose3d=np.zeros((3, 2, 3)), units="mm",
              image_size=np.array([100, 100]), joint_names=names)
     (tmp_path / "cfg.json").write_text("{\"epochs\": ")
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps({"model": {"w": 1}}, protocol=4))
+    pickled_run = tmp_path / "pickled"
+    pickled_run.mkdir()
+    (pickled_run / "config.json").write_text((ckpt.parent / "config.json").read_text())
+    (pickled_run / "last.pt").write_bytes(raw.read_bytes())
     c = str(ckpt)
     cases = [
         (["train", "--set", "nope=1"], "unknown config key"),
@@ -131,6 +138,10 @@ def test_bad_inputs_fail_with_one_line(ckpt: Path, tmp_path: Path, capsys: pytes
         (["predict", str(tmp_path / "shape.json"), "--checkpoint", c, "--out", str(tmp_path / "o6.txt")], ".json or .npz"),
         (["predict", str(tmp_path / "nan.npz"), "--checkpoint", str(half), "--out", str(tmp_path / "o7.json")], "NaN"),
         (["export", "--checkpoint", str(half), "--out", str(tmp_path / "o8.onnx")], "cannot read"),
+        (["evaluate", "--checkpoint", str(raw), "--data", "synthetic"], "raw pickle"),
+        (["export", "--checkpoint", str(raw), "--out", str(tmp_path / "o9.onnx")], "raw pickle"),
+        (["train", "--resume", str(pickled_run)], "raw pickle"),
+        (["train", "--set", "epochs=1", "nope"], "not of the form key=value"),
     ]
     for args, match in cases:
         assert_one_line_error(*run(args, capsys)[::2], match)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "atomic_write_bytes", "save_c
 
 CHECKPOINT_FORMAT = "gridconv-train-checkpoint"
 CHECKPOINT_VERSION = 1
-REQUIRED_KEYS = ("config", "model", "best_state", "epoch", "history")
+REQUIRED_KEYS = {"config": dict, "model": dict, "best_state": dict, "epoch": int, "history": list}
+"""Entries every checkpoint holds, with their types."""
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
@@ -39,11 +41,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on foreign files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file can fail anywhere inside the unpickler
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a gridconv checkpoint): "
-                              f"{reason[:160]}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {_unreadable(path, err)}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a gridconv training checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:
@@ -51,7 +53,25 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise CheckpointError(f"{path} is incomplete: missing {', '.join(missing)}")
+    wrong = [f"{k} ({type(state[k]).__name__})" for k, kind in REQUIRED_KEYS.items() if not isinstance(state[k], kind)]
+    if wrong:
+        raise CheckpointError(f"{path} is damaged: wrong type of {', '.join(wrong)}")
     return state
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in our words (torch's own message spans many lines)."""
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    if not head:
+        return "the file is empty"
+    if head == b"PK":
+        if "Unsupported global" in str(err):
+            return "it stores Python objects besides tensors and plain containers, which are never unpickled here"
+        return "the torch archive is truncated or damaged"
+    if head[:1] == b"\x80":
+        return "it is a raw pickle (or an old torch file) that a safe load refuses; pickled code is never run here"
+    return "it is not a torch checkpoint file"
 
 
 def check_model_config(state: dict[str, Any], expected: dict[str, Any], path: str | os.PathLike[str]) -> None:
