@@ -18,12 +18,14 @@ from .skeleton import Skeleton, get_skeleton
 __all__ = ["AutoGrids", "DEFAULT_INIT_SCALE"]
 
 DEFAULT_INIT_SCALE = 5.0
-"""Logit margin of the prior joint when ``S^prob`` starts from a layout.
+"""Logit margin of the prior joint when ``S^prob`` starts from a layout (``GLNConfig.autogrids_init_scale``).
 
 With Gumbel(0, 1) noise, ``argmax(S^prob + eps)`` picks joint ``k`` with probability
 ``softmax(S^prob)_k`` (the Gumbel-max trick), so a margin ``m`` keeps the prior joint of a cell with
 probability ``e^m / (e^m + J - 1)``: 0.90 for m = 5, J = 17 (the official scale 1 gives 0.15,
-i.e. the prior is forgotten at the first noisy step)."""
+i.e. the prior is forgotten at the first noisy step). 5 keeps the prior as the starting point while
+about one cell in ten explores another joint at every noisy step, so ``S^prob`` still changes a lot
+in the noisy epochs, as the paper's Fig. 3 shows."""
 
 
 class AutoGrids(nn.Module):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from .attention import ATTENTIONS
+from .autogrids import DEFAULT_INIT_SCALE
 from .gridconv import normalise_paddings
 from .io import read_json, write_json
 from .skeleton import get_skeleton
@@ -65,7 +66,10 @@ class GLNConfig(JsonConfig):
     ``sgt`` is a layout spec for :func:`gridconv_core.layouts.get_layout` or ``"autogrids"``;
     ``autogrids_init`` is a layout spec, ``"random"``, or ``"prior"`` (default: the official
     ``standard`` prior for H36M-17 on 5x5, random scores otherwise, as in paper 4.2 / the official
-    code); ``grid_shape`` ``None`` takes the layout's. ``kernel_pattern`` is ``(a, b, c, d)`` of Table E; ``graph`` selects the graph of
+    code); ``grid_shape`` ``None`` takes the layout's. ``autogrids_init_scale`` is the logit margin ``m`` of
+    each cell's prior joint when AutoGrids starts from a layout: under Gumbel noise the cell keeps it
+    with probability ``e^m / (e^m + J - 1)`` (0.90 for the default 5 and J = 17; the official 1 gives
+    0.15, so the prior is lost at the first noisy step). ``kernel_pattern`` is ``(a, b, c, d)`` of Table E; ``graph`` selects the graph of
     the graph baselines (Table 4): ``"skeleton"``, ``"grid"`` (G_craft: the layout's equivalent
     joint graph), ``"grid_cells"`` (D_craft: the layout's grid cells as nodes, 8 neighbours as in A.5) or
     ``"grid_cells4"`` (D_craft with the 4-neighbourhood of eq. 2).
@@ -85,6 +89,7 @@ class GLNConfig(JsonConfig):
     attention_temperature: float = 30.0
     attention_hidden_min: int = 16
     gumbel_tau: float = 1.0
+    autogrids_init_scale: float = DEFAULT_INIT_SCALE
     graph: str = "skeleton"
     WHAT: ClassVar[str] = "model config"
 
@@ -115,7 +120,7 @@ class GLNConfig(JsonConfig):
             raise ConfigError(f"num_blocks must be an integer >= 0, got {self.num_blocks!r}")
         if not _number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        for name in ("attention_temperature", "gumbel_tau"):
+        for name in ("attention_temperature", "gumbel_tau", "autogrids_init_scale"):
             if not _number(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)!r}")
 

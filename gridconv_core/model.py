@@ -93,7 +93,7 @@ class GridLiftingNetwork(nn.Module):
                 self.autogrids = AutoGrids.random(skeleton, shape, gumbel_tau=config.gumbel_tau)
             else:
                 init = get_layout(start, skeleton, config.grid_shape)
-                self.autogrids = AutoGrids.from_layout(init, gumbel_tau=config.gumbel_tau)
+                self.autogrids = AutoGrids.from_layout(init, config.autogrids_init_scale, gumbel_tau=config.gumbel_tau)
             shape = self.autogrids.shape
         else:
             self.sgt = GridTransform(get_layout(config.sgt, skeleton, config.grid_shape))

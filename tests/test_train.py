@@ -14,7 +14,7 @@ from gridconv_core.config import ConfigError
 from gridconv_core.train import History, TrainConfig, train
 from gridconv_core.train import trainer as trainer_module
 from gridconv_core.train.config import LR_SCHEDULES, default_config_path
-from gridconv_core.train.trainer import lr_factor
+from gridconv_core.train.trainer import lr_factor, lr_lambda, smooth_factor
 
 
 def tiny_config(tmp_path: Path, **overrides: Any) -> TrainConfig:
@@ -60,12 +60,20 @@ def test_model_selection_uses_validation_never_test(tmp_path: Path, monkeypatch:
         evaluated.append(poseset)
         return real_evaluate(model, poseset, **kw)
 
-    monkeypatch.setattr(trainer_module, "load_splits", lambda config: splits)
+    events: list[str] = []
+
+    def spy_test(config: Any) -> Any:
+        events.append(f"test read after {len(seen)} validations")
+        return splits[2]
+
+    monkeypatch.setattr(trainer_module, "load_train_val", lambda config: splits[:2])
+    monkeypatch.setattr(trainer_module, "load_test", spy_test)
     monkeypatch.setattr(trainer_module, "predict", spy)
     monkeypatch.setattr(trainer_module, "evaluate", spy_eval)
     result = train(tiny_config(tmp_path, epochs=4, lr=2e-2))
     assert len(seen) == 4 and all(t is splits[1].pose2d for t in seen)  # validation only, once per epoch
     assert not any(t is test_inputs for t in seen)
+    assert events == ["test read after 4 validations"]  # the test subjects are read once, after training
     assert evaluated == [splits[2]]  # the test set: once, after selection
     vals = [r["val_mpjpe"] for r in result.history]
     assert result.best_epoch == int(np.argmin(vals)) + 1
@@ -82,6 +90,43 @@ def test_lr_schedules_of_a3_and_the_official_code() -> None:
     assert [lr_factor(e, *official) for e in (0, 1, 10, 11, 21)] == pytest.approx([1, .96, .96, .96**2, .96**3])
     assert TrainConfig().schedule() == hand
     assert TrainConfig().with_overrides(["model.sgt=autogrids"]).schedule() == auto
+
+
+def test_smooth_schedules_warm_up_then_decay_to_zero_per_step() -> None:
+    assert [smooth_factor(t, 100, 10) for t in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert smooth_factor(55, 100, 10) == pytest.approx(0.5)  # cosine half way through the decay
+    assert smooth_factor(100, 100, 10) == pytest.approx(0.0) and smooth_factor(55, 100, 10, "linear") == 0.5
+    cfg = TrainConfig(epochs=4, lr_schedule="cosine", warmup_frac=0.25)
+    fn = lr_lambda(cfg, steps_per_epoch=10)
+    factors = [fn(t) for t in range(40)]
+    assert factors[:10] == pytest.approx([(t + 1) / 10 for t in range(10)])
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[-1] < 0.01
+    official = lr_lambda(TrainConfig(lr_schedule="official"), steps_per_epoch=10)
+    assert [official(t) for t in (0, 9, 10, 109, 110)] == pytest.approx([1, 1, 0.96, 0.96, 0.96**2])
+    with pytest.raises(ConfigError, match="per-step"):
+        cfg.schedule()
+
+
+def test_cosine_run_logs_decaying_lr_clips_and_selects_last(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, **{"lr_schedule": "cosine", "warmup_frac": 0.1, "optimizer": "adamw",
+                                   "weight_decay": 0.01, "grad_clip": 1.0, "selection": "last", "epochs": 3})
+    result = train(cfg)
+    lrs = [r["lr"] for r in result.history]
+    assert lrs[0] > lrs[1] > lrs[2] > 0 and lrs[2] < 0.1 * cfg.lr
+    assert result.best_epoch == 3  # "last": the final weights, whatever validation says
+    state = torch.load(result.run_dir / "last.pt", weights_only=False)
+    assert all(torch.equal(state["best_state"][k], v) for k, v in state["model"].items())
+    groups = state["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0]
+
+
+def test_selection_needs_validation_data_on_real_datasets() -> None:
+    with pytest.raises(ConfigError, match="needs validation data"):
+        TrainConfig(dataset="h36m", val_subjects=[])
+    TrainConfig(dataset="h36m", val_subjects=[], selection="last")  # the paper's fixed schedule
+    TrainConfig(dataset="h36m", val_subjects=[], val_tail=0.1)
+    with pytest.raises(ConfigError, match="val_tail"):
+        TrainConfig(val_tail=0.7)
 
 
 def test_autogrids_noise_switches_off_and_s_prob_is_recorded(tmp_path: Path) -> None:
@@ -125,3 +170,29 @@ def test_short_real_h36m_run_beats_mean_pose(tmp_path: Path, h36m_dir: Path) -> 
     assert result.mean_pose_mpjpe == pytest.approx(baseline, rel=1e-4)
     assert result.test is not None
     assert result.test["P1*"] < 0.6 * baseline, (result.test["P1*"], baseline)
+
+
+@pytest.mark.h36m
+def test_paper_config_trains_on_every_frame_of_the_five_subjects(h36m_dir: Path) -> None:
+    cfg = TrainConfig.from_json(default_config_path("paper_dgridconv")).with_overrides({"data_root": str(h36m_dir)})
+    assert cfg.train_subjects == ["S1", "S5", "S6", "S7", "S8"] and cfg.selection == "last"
+    train_set, val_set = trainer_module.load_train_val(cfg)
+    with np.load(h36m_dir / "h36m_3d17_world_mm.npz") as raw:
+        expected = sum(len(raw[k]) for k in raw.files if k.split("/")[0] in cfg.train_subjects) * 4  # cameras
+    assert len(train_set) == expected == 1_464_400  # 95% of the standard 1,559,752: see the data README
+    assert val_set is None and sorted(set(train_set.subject)) == cfg.train_subjects
+
+
+@pytest.mark.h36m
+def test_tail_validation_holds_out_the_end_of_every_sequence(h36m_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, dataset="h36m", data_root=str(h36m_dir), train_subjects=["S1", "S5"],
+                      val_subjects=[], val_tail=0.1, frame_step=10, val_frame_step=20)
+    train_set, val_set = trainer_module.load_train_val(cfg)
+    assert set(val_set.subject) == {"S1", "S5"}
+    for key in {(s, q) for s, q in zip(val_set.subject, val_set.sequence)}:
+        head = train_set.frame[(train_set.subject == key[0]) & (train_set.sequence == key[1])]
+        tail = val_set.frame[(val_set.subject == key[0]) & (val_set.sequence == key[1])]
+        assert head.max() + 50 < tail.min()  # contiguous tail, one second away from every training frame
+        assert (tail % 20 == 0).all()
+    share = len(val_set) * 2 / (len(val_set) * 2 + len(train_set))  # val is at half the training density
+    assert 0.08 < share < 0.12

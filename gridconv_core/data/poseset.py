@@ -108,6 +108,18 @@ class PoseSet:
         mask = np.isin(labels, np.asarray(list(values)))
         return self.subset(mask), self.subset(~mask)
 
+    def split_tail(self, fraction: float, gap: int = 50) -> tuple[PoseSet, PoseSet]:
+        """``(head, tail)``: the last ``fraction`` of every sequence's frames (the same frame range for
+        every camera) is the tail; the ``gap`` frames before it (1 s at 50 Hz) belong to neither, so no
+        near-duplicate neighbour of a tail frame is left in the head."""
+        if not 0 < fraction < 1:
+            raise DataError(f"tail fraction must be in (0, 1), got {fraction!r}")
+        _, seq = np.unique(np.char.add(np.char.add(self.subject, "/"), self.sequence), return_inverse=True)
+        last = np.zeros(seq.max() + 1 if len(self) else 0, dtype=np.int64)
+        np.maximum.at(last, seq, self.frame)
+        cut = np.ceil((1.0 - fraction) * (last[seq] + 1)).astype(np.int64)
+        return self.subset(self.frame < cut - gap), self.subset(self.frame >= cut)
+
     def batches(
         self, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None, drop_last: bool = False
     ) -> Iterator[tuple[Tensor, Tensor]]:

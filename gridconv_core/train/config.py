@@ -26,6 +26,10 @@ LR_SCHEDULES: dict[str, tuple[int, float, int]] = {
     "official": (10, 0.96, 9),  # authors' code (lr_decay=10): x0.96 after epochs 1, 11, 21, ...
     "constant": (1, 1.0, 0),
 }
+#: Per-step schedules over the whole run: linear warmup for ``warmup_frac`` of the steps, then decay to zero.
+SMOOTH_SCHEDULES = ("cosine", "linear")
+OPTIMIZERS = ("adam", "adamw")
+SELECTIONS = ("best_val", "last")
 DATASETS = ("synthetic", "h36m")
 SOURCES = ("gt", "sh")
 DEVICES = ("auto", "cpu", "cuda")
@@ -48,18 +52,25 @@ class TrainConfig(JsonConfig):
     source: str = "gt"  # 2D training input: "gt" | "sh" (detections)
     train_subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7"])
     val_subjects: list[str] = field(default_factory=lambda: ["S8"])  # held-out TRAINING subject(s)
+    val_tail: float = 0.0  # hold out this fraction of every training sequence's frames (its contiguous end)
     test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])
-    frame_step: int = 1  # keep every n-th training/validation frame
+    selection: str = "best_val"  # "best_val": the epoch of least validation MPJPE; "last": the final weights
+    frame_step: int = 1  # keep every n-th training frame
+    val_frame_step: int = 0  # keep every n-th validation frame; 0 = frame_step
     test_frame_step: int = 1
     synthetic_train: int = 20000
     synthetic_val: int = 2000
     synthetic_test: int = 4000
     # optimisation (Adam, eq. 10 loss)
+    optimizer: str = "adam"  # "adam" (paper) | "adamw" (decoupled weight decay)
     lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # clip the global gradient norm to this; 0 = off
     batch_size: int = 200
     eval_batch_size: int = 1000
     epochs: int = 100
-    lr_schedule: str = "auto"  # "auto" (handcrafted or autogrids by model.sgt) | a key of LR_SCHEDULES
+    lr_schedule: str = "auto"  # "auto" (by model.sgt) | a key of LR_SCHEDULES | "cosine" | "linear"
+    warmup_frac: float = 0.0  # smooth schedules: linear warmup over this fraction of all steps
     noise_off_epoch: int = 30  # AutoGrids Gumbel noise on for epochs [0, noise_off_epoch)
     loss: str = "mse"
     seed: int = 0
@@ -79,7 +90,8 @@ class TrainConfig(JsonConfig):
         """Raise :class:`ConfigError` naming the first invalid value."""
         choices = {
             "dataset": DATASETS, "source": SOURCES, "device": DEVICES, "amp": AMP_MODES, "loss": LOSSES,
-            "lr_schedule": ("auto", *LR_SCHEDULES),
+            "lr_schedule": ("auto", *LR_SCHEDULES, *SMOOTH_SCHEDULES), "optimizer": OPTIMIZERS,
+            "selection": SELECTIONS,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -90,14 +102,20 @@ class TrainConfig(JsonConfig):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-        for key in ("max_steps_per_epoch", "noise_off_epoch", "seed"):
+        for key in ("max_steps_per_epoch", "noise_off_epoch", "seed", "val_frame_step"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
-        if not isinstance(self.time_budget_s, (int, float)) or self.time_budget_s < 0:
-            raise ConfigError(f"time_budget_s must be >= 0, got {self.time_budget_s!r}")
+        for key in ("time_budget_s", "weight_decay", "grad_clip"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+                raise ConfigError(f"{key} must be a number >= 0, got {value!r}")
+        for key, top in (("warmup_frac", 1.0), ("val_tail", 0.5)):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < top:
+                raise ConfigError(f"{key} must be in [0, {top}), got {value!r}")
         for key in ("train_subjects", "val_subjects", "test_subjects"):
             value = getattr(self, key)
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
@@ -108,16 +126,30 @@ class TrainConfig(JsonConfig):
             raise ConfigError("validation and training subjects must not include test subjects")
         if set(self.val_subjects) & set(self.train_subjects):
             raise ConfigError("validation subjects must be held out from the training subjects")
+        if self.selection == "best_val" and self.dataset != "synthetic" and not self.has_validation:
+            raise ConfigError("selection='best_val' needs validation data: set val_subjects or val_tail, "
+                              "or use selection='last'")
         if not isinstance(self.name, str) or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"name must be a plain folder name, got {self.name!r}")
 
     # ------------------------------------------------------------------ derived
+    @property
+    def has_validation(self) -> bool:
+        """Whether the run holds out validation data (always for the built-in generator)."""
+        return self.dataset == "synthetic" or bool(self.val_subjects) or self.val_tail > 0
+
+    def schedule_name(self) -> str:
+        """The LR schedule's key; ``auto`` follows A.3 for the model's SGT."""
+        if self.lr_schedule == "auto":
+            return "autogrids" if self.model.sgt == "autogrids" else "handcrafted"
+        return self.lr_schedule
+
     def schedule(self) -> tuple[int, float, int]:
-        """(step, gamma, offset) of the LR schedule; ``auto`` follows A.3 for the model's SGT."""
-        key = self.lr_schedule
-        if key == "auto":
-            key = "autogrids" if self.model.sgt == "autogrids" else "handcrafted"
-        return LR_SCHEDULES[key]
+        """(step, gamma, offset) of a step schedule (A.3 / the authors' code)."""
+        name = self.schedule_name()
+        if name not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule {name!r} is a per-step schedule, not a step schedule")
+        return LR_SCHEDULES[name]
 
     @property
     def run_dir(self) -> Path:

@@ -1,9 +1,13 @@
 """The training loop (eq. 10 loss, A.3 schedules), with validation-based model selection.
 
 Data live as tensors on the device and are batched by index. Every epoch: train, validate (MPJPE on
-a split of the training subjects), keep the best state, checkpoint atomically. At the end the
-selected model is evaluated on the test set. Under ``torchrun`` the model is wrapped in DDP and
-each rank trains on its shard of the indices; only rank 0 writes.
+data held out of the training subjects: whole subjects or each sequence's tail), keep the selected
+state (best validation epoch, or the last one), checkpoint atomically. The test subjects are read
+only after the last epoch, and the selected model is evaluated on them once. Under ``torchrun``
+the model is wrapped in DDP and each rank trains on its shard of the indices; only rank 0 writes.
+The learning rate follows the configured schedule per optimiser step: the A.3 / official step
+schedules change it at epoch boundaries, the smooth ones (warmup, then cosine or linear decay to
+zero over the whole run) every step.
 """
 from __future__ import annotations
 
@@ -31,10 +35,11 @@ from ..model import build_model
 from .callbacks import Callback, CallbackList
 from .checkpoint import (CheckpointError, check_model_config, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import ConfigError, TrainConfig
+from .config import LR_SCHEDULES, SMOOTH_SCHEDULES, ConfigError, TrainConfig
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed, shard_indices
 
-__all__ = ["TrainResult", "train", "load_splits", "resolve_device", "lr_factor", "model_from_checkpoint"]
+__all__ = ["TrainResult", "train", "load_splits", "load_train_val", "load_test", "resolve_device", "lr_factor",
+           "smooth_factor", "lr_lambda", "model_from_checkpoint"]
 
 LAST = "last.pt"
 TIMING_KEYS = ("time_s", "samples_per_s", "elapsed_s")
@@ -70,6 +75,30 @@ def lr_factor(epoch: int, step: int, gamma: float, offset: int) -> float:
     return gamma ** ((epoch + offset) // step)
 
 
+def smooth_factor(t: int, total: int, warmup: int, shape: str = "cosine") -> float:
+    """LR multiplier at optimiser step ``t`` of ``total``: linear warmup over ``warmup`` steps, then
+    cosine (or linear) decay to zero at ``total``."""
+    if t < warmup:
+        return (t + 1) / warmup
+    progress = min(1.0, (t - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress)) if shape == "cosine" else 1.0 - progress
+
+
+def _step_schedule_factor(t: int, steps_per_epoch: int, step: int, gamma: float, offset: int) -> float:
+    return lr_factor(t // steps_per_epoch, step, gamma, offset)
+
+
+def lr_lambda(config: TrainConfig, steps_per_epoch: int) -> partial[float]:
+    """The LR multiplier as a function of the optimiser step, for ``LambdaLR`` stepped once per step."""
+    name = config.schedule_name()
+    if name in SMOOTH_SCHEDULES:
+        total = config.epochs * steps_per_epoch
+        return partial(smooth_factor, total=total, warmup=round(config.warmup_frac * total), shape=name)
+    step, gamma, offset = LR_SCHEDULES[name]
+    return partial(_step_schedule_factor, steps_per_epoch=max(1, steps_per_epoch), step=step, gamma=gamma,
+                   offset=offset)
+
+
 def synthetic_split(config: TrainConfig, split: str) -> Any:
     """One split ("train", "val", "test") of the built-in generator's data, seeded by ``config.seed``."""
     from ..data.generator import generate_poses
@@ -79,21 +108,44 @@ def synthetic_split(config: TrainConfig, split: str) -> Any:
     return generate_poses(size, seed=config.seed * 3 + k)
 
 
-def load_splits(config: TrainConfig) -> tuple[Any, Any, Any]:
-    """``(train, validation, test)`` PoseSets; validation comes from the training subjects only."""
+def _load_h36m(config: TrainConfig, subjects: list[str], step: int) -> Any:
     from .. import data
 
+    return data.load_h36m(config.data_root or data.h36m_root(), subjects, source=config.source, every=step)
+
+
+def load_train_val(config: TrainConfig) -> tuple[Any, Any | None]:
+    """``(train, validation)`` PoseSets, both from the training subjects only; validation is ``None``
+    when the config holds none out (``selection="last"``).
+
+    Validation is the ``val_subjects`` (whole held-out subjects) plus, with ``val_tail > 0``, the
+    contiguous last ``val_tail`` of every training sequence (all cameras alike, with a one-second gap
+    dropped from training): neighbouring 50 Hz frames are near-duplicates, so random frames would leak.
+    """
     if config.dataset == "synthetic":
-        return synthetic_split(config, "train"), synthetic_split(config, "val"), synthetic_split(config, "test")
-    if not config.val_subjects:
-        raise ConfigError("h36m training needs val_subjects (held-out training subjects for model selection)")
-    root = config.data_root or data.h36m_root()
+        return synthetic_split(config, "train"), synthetic_split(config, "val")
+    val_step = config.val_frame_step or config.frame_step
+    train_set = _load_h36m(config, config.train_subjects, config.frame_step)
+    parts = []
+    if config.val_tail > 0:
+        train_set, tail = train_set.split_tail(config.val_tail)
+        parts.append(tail.subset(tail.frame % val_step == 0) if val_step > config.frame_step else tail)
+    if config.val_subjects:
+        parts.append(_load_h36m(config, config.val_subjects, val_step))
+    val_set = None if not parts else parts[0] if len(parts) == 1 else type(parts[0]).concat(parts)
+    return train_set, val_set
 
-    def load(subjects: list[str], step: int) -> Any:
-        return data.load_h36m(root, subjects, source=config.source, every=step)
 
-    return (load(config.train_subjects, config.frame_step), load(config.val_subjects, config.frame_step),
-            load(config.test_subjects, config.test_frame_step))
+def load_test(config: TrainConfig) -> Any:
+    """The test PoseSet (S9/S11 by default): read once, after training."""
+    if config.dataset == "synthetic":
+        return synthetic_split(config, "test")
+    return _load_h36m(config, config.test_subjects, config.test_frame_step)
+
+
+def load_splits(config: TrainConfig) -> tuple[Any, Any | None, Any]:
+    """``(train, validation, test)`` PoseSets (see :func:`load_train_val` and :func:`load_test`)."""
+    return (*load_train_val(config), load_test(config))
 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu",
@@ -131,7 +183,7 @@ class _Run:
         self.config, self.info, self.device, self.callbacks = config, info, device, callbacks
         self.run_dir = config.run_dir
         _seed_everything(config.seed)
-        train_set, self.val_set, self.test_set = load_splits(config)
+        train_set, self.val_set = load_train_val(config)
         self.x_train = train_set.pose2d.to(device)
         self.y_train = train_set.pose3d.to(device)
         self.mean_pose = train_set.pose3d.mean(dim=0)
@@ -140,10 +192,9 @@ class _Run:
         if info.enabled:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        step, gamma, offset = config.schedule()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, partial(lr_factor, step=step, gamma=gamma, offset=offset))
+        self.optimizer = _optimizer(self.model, config)
+        self.steps_per_epoch = _steps_per_epoch(len(self.x_train), config, info.world_size)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config, self.steps_per_epoch))
         self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.amp == "bf16"
                          else nullcontext())
         self.epoch = 0
@@ -172,16 +223,17 @@ class _Run:
             record["elapsed_s"] = round(self.elapsed, 3)
             self.history.append(record)
             self.epoch += 1
-            self.scheduler.step()
             if self.info.is_main:
                 self._save()
                 atomic_write_text(self.run_dir / "metrics.jsonl",
                                   "".join(_json_line(r) for r in self.history))
             self.callbacks.on_epoch_end(record, self.model)
             bar.update(1)
-            bar.set_postfix(val_mpjpe=f"{record['val_mpjpe']:.1f}", best=self.best_epoch)
+            if record["val_mpjpe"] is not None:
+                bar.set_postfix(val_mpjpe=f"{record['val_mpjpe']:.1f}", best=self.best_epoch)
         bar.close()
         self.model.load_state_dict(self.best_state)
+        self.test_set = load_test(cfg)  # the first and only read of the test subjects
         report = evaluate(self.model, self.test_set, batch_size=cfg.eval_batch_size, amp=cfg.amp)
         if self.info.is_main:
             atomic_write_text(self.run_dir / "report.json", report.to_json() + "\n")
@@ -211,7 +263,11 @@ class _Run:
             loss = nn.functional.mse_loss(pred.float(), self.y_train[b])  # eq. 10 (per coordinate, metres)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
             self.optimizer.step()
+            lr = self.optimizer.param_groups[0]["lr"]  # the LR this step used
+            self.scheduler.step()
             loss_sum += loss.detach()
             steps += 1
             if self.callbacks.callbacks:
@@ -227,17 +283,20 @@ class _Run:
         self._epoch_stats = {
             "train_loss": all_reduce_mean(float(loss_sum) / max(steps, 1), self.info, self.device),
             "steps": steps, "time_s": round(seconds, 3), "samples_per_s": round(samples / max(seconds, 1e-9), 1),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": lr if steps else self.optimizer.param_groups[0]["lr"],
         }
         return out_of_time
 
     def _validate(self) -> dict[str, Any]:
-        """MPJPE (mm) on the validation split; keeps the best state (never looks at the test set)."""
+        """MPJPE (mm) on the validation split, if any; keeps the selected state (never looks at the test set)."""
         cfg = self.config
-        pred = predict(self.model, self.val_set.pose2d, cfg.eval_batch_size, cfg.amp)
-        val = float(metrics.mpjpe(pred * 1000.0, self.val_set.pose3d.to(pred.device) * 1000.0))  # mm
-        if val < self.best_val:
-            self.best_val, self.best_epoch, self.best_state = val, self.epoch + 1, _cpu_state(self.model)
+        val: float | None = None
+        if self.val_set is not None:
+            pred = predict(self.model, self.val_set.pose2d, cfg.eval_batch_size, cfg.amp)
+            val = float(metrics.mpjpe(pred * 1000.0, self.val_set.pose3d.to(pred.device) * 1000.0))  # mm
+        if cfg.selection == "last" or (val is not None and val < self.best_val):
+            self.best_epoch, self.best_state = self.epoch + 1, _cpu_state(self.model)
+            self.best_val = math.nan if val is None else val
         record: dict[str, Any] = {"epoch": self.epoch + 1, **self._epoch_stats, "val_mpjpe": val,
                                   "best_epoch": self.best_epoch, "best_val_mpjpe": self.best_val,
                                   "world_size": self.info.world_size}
@@ -298,6 +357,24 @@ def _load_state(model: nn.Module, state: dict[str, Tensor], path: str | Path) ->
     except (RuntimeError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path} does not fit the model: {first[:160]}") from None
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (paper A.3) or AdamW; weight decay, if any, only on weight matrices and kernels (not on
+    biases, BatchNorm or the AutoGrids scores)."""
+    decay, keep = [], []
+    for name, param in model.named_parameters():
+        (decay if param.ndim >= 2 and not name.startswith("autogrids") else keep).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": keep, "weight_decay": 0.0}]
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls([g for g in groups if g["params"]], lr=config.lr)
+
+
+def _steps_per_epoch(num_train: int, config: TrainConfig, world_size: int) -> int:
+    """Optimiser steps in one epoch (what :meth:`_Run._train_epoch` runs unless time runs out)."""
+    per_rank = -(-num_train // world_size)
+    steps = -(-per_rank // max(1, config.batch_size // world_size))
+    return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch else steps
 
 
 def _autogrids(model: nn.Module) -> Any:
