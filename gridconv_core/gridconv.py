@@ -16,12 +16,21 @@ Per group ``g`` with ``T_g`` terms: a fixed 0/1 selection ``T_g`` scaled by ``al
 weights ``W_g`` ``(T_g * C_in, C_out)``. On CPU each group runs in cache-sized blocks of samples.
 Grids are channels-first ``(B, C, H, P)``; outputs are channels-last in memory, so the next
 layer reads them without a copy.
+
+Small batches (at most :data:`SMALL_BATCH_CELLS` cells) skip the fusion: every tap of every branch is
+gathered (a zero cell stands in for zero padding) and multiplied by the stacked branch kernels in one
+GEMM. It does all 450 terms but reads 4.7 MB of weights per 256-channel layer instead of the fused
+30 MB, which is what costs at batch 1. In eval mode without autograd the fused and stacked kernels
+are cached, keyed by the parameters' identity, storage and version counters (every in-place update
+through the parameter, e.g. an optimiser step or ``load_state_dict``, bumps them); ``train()`` and
+``eval()`` drop the cache. Edits through ``param.data`` bypass the version counter: call ``eval()``
+again after them.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -38,6 +47,8 @@ columns wrap, rows replicate; #4 ``replicate:circular``)."""
 _ALIASES = {"c": "circular", "r": "replicate", "z": "zeros", "zero": "zeros", "constant": "zeros"}
 CPU_BLOCK_CELLS = 1250
 """Grid cells (samples x H x P) per block on CPU: keeps the patch matrix of a block in cache."""
+SMALL_BATCH_CELLS = 250
+"""Up to this many grid cells per call run the unfused per-branch GEMM (module doc); measured crossover."""
 
 
 def _axis_modes(mode: str) -> tuple[str, str]:
@@ -230,8 +241,12 @@ class GridConv(nn.Module):
             "term_alpha_index": torch.from_numpy(terms.alpha_index),
             "term_cells": torch.from_numpy(terms.cells),
         }
+        src = tap_sources(self.grid_shape, kernel_size, self.paddings)
+        buffers["branch_sources"] = torch.from_numpy(np.where(src < 0, hp, src).reshape(-1))  # hp: the zero cell
+        self.reads_zero_cell = bool((src < 0).any())
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
+        self._cache: dict[str, tuple[tuple[object, ...], object]] = {}
 
     def branch_weights(self) -> list[Tensor]:
         return [getattr(self, f"branch{n}_weight") for n in range(1, len(self.paddings) + 1)]
@@ -243,10 +258,36 @@ class GridConv(nn.Module):
         """``(B, C_in, H, P) -> (B, C_out, H, P)``."""
         return self._convolve(x, None)
 
+    def train(self, mode: bool = True) -> GridConv:
+        """As :meth:`nn.Module.train`; also drops the cached kernels (module doc)."""
+        self._cache.clear()
+        return super().train(mode)
+
+    def stacked_weights(self) -> Tensor:
+        """Every branch's kernel stacked over (branch, tap, input channel): ``(N * K*K * C_in, C_out)``."""
+        return torch.stack(self.branch_weights()).permute(0, 3, 4, 2, 1).reshape(-1, self.out_channels)
+
+    def _cached(self, kind: str, build: Callable[[], Any], device_type: str) -> Any:
+        """``build()``, kept between calls in eval mode without autograd while the parameters are unchanged.
+
+        Under autocast the cached kernels are already in the autocast dtype, so no cast runs per call.
+        """
+        if self.training or torch.is_grad_enabled() or _capturing() or torch.compiler.is_compiling():
+            return build()
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+        params = [*self.branch_weights(), *self.branch_biases()]
+        key = (dtype, *((id(t), t.data_ptr(), t._version) for t in params))
+        hit = self._cache.get(kind)
+        if hit is None or hit[0] != key:
+            value = build()
+            if dtype is not None and kind != "bias":
+                value = [w.to(dtype) for w in value] if isinstance(value, list) else value.to(dtype)
+            hit = self._cache[kind] = (key, value)
+        return hit[1]
+
     def fused_weights(self) -> list[Tensor]:
         """Per cell group, the merged weight of each term stacked over input channels: ``(T_g * C_in, C_out)``."""
-        n_branch, kk = len(self.paddings), self.kernel_size**2
-        stacked = torch.stack(self.branch_weights()).permute(0, 3, 4, 2, 1).reshape(n_branch * kk, -1)
+        stacked = self.stacked_weights().reshape(len(self.paddings) * self.kernel_size**2, -1)
         merged = torch.matmul(self.term_combine.to(stacked.dtype), stacked)
         return [w.view(-1, self.out_channels) for w in merged.split(self.group_terms)]
 
@@ -262,11 +303,30 @@ class GridConv(nn.Module):
         hp, kk = h * p, self.kernel_size**2
         cells = x.permute(0, 2, 3, 1).reshape(b, hp, c)  # a view for channels-last inputs
         alpha = None if scale is None or scale.taps is None else scale.taps.expand(b, kk, h, p).reshape(b, kk * hp)
+        out = self._branches(cells, alpha) if b * hp <= SMALL_BATCH_CELLS else self._fused(cells, alpha)
+        if self.has_bias:
+            out = out + self._cached("bias", lambda: sum(self.branch_biases()), x.device.type)
+        return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)
+
+    def _branches(self, cells: Tensor, alpha: Tensor | None) -> Tensor:
+        """Small batches: all taps of all branches gathered, one GEMM with :meth:`stacked_weights` -> ``(B, HP, C_out)``."""
+        (b, hp, c), n, kk = cells.shape, len(self.paddings), self.kernel_size**2
+        padded = torch.cat([cells, cells.new_zeros(b, 1, c)], 1) if self.reads_zero_cell else cells
+        patches = padded.index_select(1, self.branch_sources)
+        if alpha is not None:  # alpha (B, K*K * HP) scales tap k of every branch at cell p
+            patches = patches.view(b, hp, n, kk, c) * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None]
+        weight = self._cached("stacked", self.stacked_weights, cells.device.type)
+        return torch.matmul(patches.reshape(b * hp, n * kk * c), weight).view(b, hp, -1)
+
+    def _fused(self, cells: Tensor, alpha: Tensor | None) -> Tensor:
+        """The fused groups of the module doc -> ``(B, HP, C_out)``."""
+        (b, hp, c), x = cells.shape, cells
         rows = [m * t for m, t in zip(self.group_cells, self.group_terms)]
         selects = self.term_select.to(x.dtype).split(rows)
         alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.term_alpha_index).split(rows, 1)
         parts, places = [], []
-        groups = zip(self.group_cells, self.group_terms, selects, alphas, self.fused_weights(), self.term_cells.split(self.group_cells))
+        weights = self._cached("fused", self.fused_weights, x.device.type)
+        groups = zip(self.group_cells, self.group_terms, selects, alphas, weights, self.term_cells.split(self.group_cells))
         capturing = _capturing()
         for m, t, select, a, weight, group in groups:
             step = max(1, CPU_BLOCK_CELLS // m) if x.device.type == "cpu" and not capturing else b
@@ -277,10 +337,7 @@ class GridConv(nn.Module):
                 patches = torch.matmul(g, block)
                 parts.append(torch.matmul(patches.reshape(-1, t * c), weight).view(-1, m, self.out_channels))
                 places.append((start, group))
-        out = _place_cells(places, hp, parts)
-        if self.has_bias:
-            out = out + sum(self.branch_biases())
-        return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)
+        return _place_cells(places, hp, parts)
 
     def extra_repr(self) -> str:
         return (

@@ -6,6 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from gridconv_core.attention import KernelAttention, KernelScale, build_attention
+from gridconv_core import gridconv
 from gridconv_core.gridconv import DGridConv, GridConv, fused_terms, normalise_paddings, tap_sources
 
 
@@ -184,3 +185,60 @@ def test_bf16_autocast_cpu() -> None:
         out = layer(x, KernelScale(alpha))
     assert out.dtype in (torch.bfloat16, torch.float32)
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+@pytest.mark.parametrize("paddings", [("c", "r"), ("zeros",), ("c", "z", "r", "c"), ("c:r",)])
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_small_batch_path_equals_fused_path(monkeypatch, paddings: tuple[str, ...], kernel: int) -> None:
+    """The per-branch GEMM of small batches and the fused groups agree, values and gradients."""
+    torch.manual_seed(kernel)
+    layer = DGridConv(4, 6, kernel, (5, 5), paddings)
+    x, alpha = torch.randn(6, 4, 5, 5), torch.rand(6, kernel * kernel, 5, 5)
+    results = []
+    for cells in (10**9, 0):  # every call small, then none
+        monkeypatch.setattr(gridconv, "SMALL_BATCH_CELLS", cells)
+        xx, aa = x.clone().requires_grad_(), alpha.clone().requires_grad_()
+        layer.zero_grad(set_to_none=True)
+        out = layer(xx, KernelScale(aa))
+        out.pow(2).sum().backward()
+        results.append([out, xx.grad, aa.grad, *(w.grad for w in layer.branch_weights()), layer(x)])
+    for small, fused in zip(*results):
+        torch.testing.assert_close(small, fused, atol=1e-5, rtol=1e-5)
+
+
+def uncached(layer: GridConv, x: torch.Tensor, scale: KernelScale) -> torch.Tensor:
+    """The layer's output with autograd on, which never reads the kernel cache."""
+    with torch.enable_grad():
+        return layer(x, scale).detach()
+
+
+@pytest.mark.parametrize("batch", [2, 60])  # the small-batch and the fused path
+def test_cached_kernels_follow_optimizer_steps_state_dicts_and_modes(batch: int) -> None:
+    torch.manual_seed(0)
+    layer = DGridConv(4, 6, 3, (5, 5))
+    x, scale = torch.randn(batch, 4, 5, 5), KernelScale(torch.rand(batch, 9, 5, 5))
+    layer.eval()
+    with torch.no_grad():
+        first = layer(x, scale)
+        assert layer._cache  # eval without autograd keeps the kernels
+        torch.testing.assert_close(layer(x, scale), first)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.1)
+    layer(x, scale).sum().backward()  # eval mode with autograd: gradients reach the weights
+    optimizer.step()  # in-place update: the version counters move
+    with torch.no_grad():
+        stepped = layer(x, scale)
+    assert not torch.allclose(stepped, first)
+    torch.testing.assert_close(stepped, uncached(layer, x, scale))
+    other = DGridConv(4, 6, 3, (5, 5))
+    layer.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x, scale), uncached(other.eval(), x, scale))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            layer(x, scale)  # caches bf16 kernels; fp32 calls must not reuse them
+        torch.testing.assert_close(layer(x, scale), uncached(other, x, scale))
+    layer.train()
+    assert not layer._cache
+    with torch.no_grad():
+        layer.branch1_weight.data.mul_(2.0)  # bypasses the version counter; the mode switch drops the cache
+        layer.eval()
+        torch.testing.assert_close(layer(x, scale), uncached(layer, x, scale))
