@@ -328,3 +328,99 @@ def test_mpi_inf_3dhp(tmp_path, capture, v73):
         load_mpi_inf_3dhp(tmp_path, sequences=["TS1"])
     with pytest.raises(DataError, match="unknown 3DHP sequence 'TS9'"):
         load_mpi_inf_3dhp(tmp_path, sequences=["TS9"])
+
+
+# ---------------------------------------------------------------------- detection files as a 2D source
+def _write_compact(root: Path, motions: dict, cam_json: dict) -> dict[str, np.ndarray]:
+    """A compact Human3.6M folder for subject S1 with sequences "Walking 1" and "Photo"."""
+    seqs = {"Walking 1": motions["Walking 1"], "Photo": motions["Greeting"]}
+    np.savez(root / "h36m_3d17_world_mm.npz", **{f"S1/{k}": v.astype(np.float32) for k, v in seqs.items()})
+    (root / "h36m_cameras.json").write_text(json.dumps({"S1": cam_json["S9"]}))
+    return seqs
+
+
+def _detected(seqs: dict, cams: dict[str, Camera], extra: int = 2) -> dict[tuple[str, str], np.ndarray]:
+    """Noisy 'detections' ((T + extra), 17, 2) px per (sequence, camera); the extra frames are trimmed."""
+    rng = np.random.default_rng(3)
+    return {(s, c): np.concatenate([_expected(x, cams[c])[1]] * 2)[: T + extra] + rng.normal(0, 5, (T + extra, 17, 2))
+            for s, x in seqs.items() for c in CAMERA_IDS}
+
+
+@pytest.mark.parametrize("kind", ["cpn.npz", "detectron.npz", "hrnet.npy", "hrnet.pth.tar"])
+def test_detection_files_are_a_training_and_evaluation_source(tmp_path, capture, kind):
+    from gridconv_core.data import load_h36m
+    from gridconv_core.train import TrainConfig
+    from gridconv_core.train.trainer import load_train_val
+
+    motions, cam_json = capture
+    cams = _cameras(cam_json)
+    seqs = _write_compact(tmp_path, motions, cam_json)
+    det = _detected(seqs, cams)
+    path = tmp_path / f"data_2d_h36m_{kind}" if kind.endswith("npz") else tmp_path / kind
+    expected = {k: v[:T] for k, v in det.items()}
+    vp3d_names = {"Walking 1": "Walking 1", "Photo": "TakingPhoto"}  # VideoPose3D keeps the original names
+    if kind == "cpn.npz":
+        np.savez(path, metadata={"layout_name": "h36m", "num_joints": 17},
+                 positions_2d={"S1": {vp3d_names[s]: [det[(s, c)] for c in CAMERA_IDS] for s in seqs}})
+    elif kind == "detectron.npz":  # COCO layout with a score column, converted to H36M-17
+        coco = {k: np.concatenate([v, np.ones((len(v), 17, 1))], axis=2) for k, v in det.items()}
+        np.savez(path, metadata={"layout_name": "coco", "num_joints": 17},
+                 positions_2d={"S1": {vp3d_names[s]: [coco[(s, c)] for c in CAMERA_IDS] for s in seqs}})
+        expected = {k: coco17_to_h36m17(v[:T]) for k, v in det.items()}
+    else:  # EvoSkeleton / the authors' HRNet files: {(subject, action, "<sequence>.<camera>"): (T, 34)}
+        tracks = {(1 if kind.endswith("tar") else "S1", s.split(" ")[0], f"{s}.{c}.h5"): det[(s, c)].reshape(-1, 34)
+                  for s in seqs for c in CAMERA_IDS}
+        if kind.endswith("npy"):
+            np.save(path, tracks, allow_pickle=True)
+        else:
+            torch.save(tracks, path)
+    ps = load_h36m(tmp_path, ["S1"], source=f"detections:{path}")
+    assert ps.meta["source"] == path.stem and ps.meta["detections"] == str(path) and ps.meta["exclude_drift"]
+    assert len(ps) == 2 * T * 4
+    for (s, c), uv in expected.items():
+        np.testing.assert_allclose(ps.pose2d[_rows(ps, s, c)].numpy(), normalize_screen(uv, 1000, 1000), atol=1e-5)
+    config = TrainConfig(dataset="h36m", data_root=str(tmp_path), source=f"detections:{path}", train_subjects=["S1"],
+                         val_subjects=[], selection="last")
+    train_set, val_set = load_train_val(config)
+    assert val_set is None and torch.equal(train_set.pose2d, ps.pose2d)
+
+
+def test_detection_source_errors(tmp_path, capture):
+    from gridconv_core.config import ConfigError
+    from gridconv_core.data import load_h36m
+    from gridconv_core.train import TrainConfig
+
+    motions, cam_json = capture
+    cams = _cameras(cam_json)
+    seqs = _write_compact(tmp_path, motions, cam_json)
+    det = _detected(seqs, cams)
+    missing = {(s, c): v for (s, c), v in det.items() if (s, c) != ("Photo", CAMERA_IDS[2])}
+    np.save(tmp_path / "missing.npy", {("S1", s, f"{s}.{c}"): v for (s, c), v in missing.items()}, allow_pickle=True)
+    with pytest.raises(DataError, match=f"missing.npy has no 2D for S1/Photo camera {CAMERA_IDS[2]}$"):
+        load_h36m(tmp_path, ["S1"], source=f"detections:{tmp_path / 'missing.npy'}")
+    short = _detected(seqs, cams, extra=-4)
+    np.save(tmp_path / "short.npy", {("S1", s, f"{s}.{c}"): v for (s, c), v in short.items()}, allow_pickle=True)
+    with pytest.raises(DataError, match=r"S1/Photo/54138969: 2D has shape \(56, 17, 2\), expected \(60, J, 2\)"):
+        load_h36m(tmp_path, ["S1"], source=f"detections:{tmp_path / 'short.npy'}")
+    with pytest.raises(DataError, match="missing detection file"):
+        load_h36m(tmp_path, ["S1"], source=f"detections:{tmp_path / 'none.npz'}")
+    (tmp_path / "junk.pth.tar").write_bytes(b"junk")
+    with pytest.raises(DataError, match="corrupt detection file"):
+        load_h36m(tmp_path, ["S1"], source=f"detections:{tmp_path / 'junk.pth.tar'}")
+    for bad in ("cpn", "detections:"):
+        with pytest.raises(DataError, match="unknown 2D source"):
+            load_h36m(tmp_path, ["S1"], source=bad)
+        with pytest.raises(ConfigError, match="detections:PATH"):
+            TrainConfig(source=bad)
+
+
+def test_paper_detected_config_is_the_paper_config_with_c_z_padding():
+    """The authors' detected-input (HRNet) models use padding (c, z); everything else is the paper recipe."""
+    from gridconv_core.train import TrainConfig
+    from gridconv_core.train.config import default_config_path
+
+    paper = TrainConfig.from_json(default_config_path("paper_dgridconv")).to_dict()
+    detected = TrainConfig.from_json(default_config_path("paper_dgridconv_detected")).to_dict()
+    assert detected["model"].pop("paddings") == ["circular", "zeros"] and paper["model"].pop("paddings") == ["circular", "replicate"]
+    assert detected.pop("source") == "sh" and paper.pop("source") == "gt"
+    assert detected == paper

@@ -27,7 +27,7 @@ from .poseset import DataError, PoseSet
 __all__ = [
     "TRAIN_SUBJECTS", "TEST_SUBJECTS", "SUBJECTS", "ACTIONS", "CAMERA_IDS", "FILES",
     "ALWAYS_EXCLUDED", "DRIFT_SEQUENCES", "h36m_root", "action_group", "canonical_sequence",
-    "is_excluded", "open_npz", "build_poseset", "load_h36m", "load_h36m32",
+    "is_excluded", "open_npz", "build_poseset", "load_h36m", "load_h36m32", "detection_path",
 ]
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -224,10 +224,12 @@ def load_h36m(
     Args:
         root: the data folder (default :func:`h36m_root`), or a packed folder (:mod:`.pack`, ground truth only).
         subjects: e.g. :data:`TRAIN_SUBJECTS` or :data:`TEST_SUBJECTS`.
-        source: ``"gt"`` (3D projected with the full camera model) or ``"sh"`` (SH detections).
+        source: ``"gt"`` (3D projected with the full camera model), ``"sh"`` (SH detections) or
+            ``"detections:PATH"`` (any file :func:`.formats.read_detections` reads: VideoPose3D CPN /
+            Detectron npz, EvoSkeleton HRNet); ``meta["source"]`` is then the file's stem.
         cameras: camera ids (default all four).
         every: keep every n-th frame.
-        exclude_drift: skip :data:`DRIFT_SEQUENCES`; default True for ``"sh"``, False for ``"gt"``.
+        exclude_drift: skip :data:`DRIFT_SEQUENCES`; default True for detections, False for ``"gt"``.
             S11 "Directions" is always skipped.
         normalization: ``"screen"`` (VideoPose3D, default), ``"official"`` ((x-500)/500) or ``"wild"``.
         neck_ratio: where Neck/Nose goes on Thorax -> Head for SH input.
@@ -235,22 +237,40 @@ def load_h36m(
     root = h36m_root(root)
     subjects = _check_choice("subject", subjects, SUBJECTS)
     camera_ids = _check_choice("camera", cameras if cameras is not None else CAMERA_IDS, CAMERA_IDS)
-    if source not in ("gt", "sh"):
-        raise DataError(f"unknown 2D source {source!r}; choose 'gt' or 'sh'")
-    exclude_drift = source == "sh" if exclude_drift is None else exclude_drift
+    detection_file = detection_path(source)
+    exclude_drift = source != "gt" if exclude_drift is None else exclude_drift
     cams = load_cameras_json(root / FILES["cameras"])
     sequences = _select(_open_3d17(root), subjects, exclude_drift)
     detections: Detections | None = None
+    label = source
     if source == "sh":
         sh = open_npz(root / FILES["sh16"])
 
         def detections(subject: str, name: str, cid: str) -> np.ndarray:
             return sh16_to_h36m17(sh[f"{subject}/{name}/{cid}"], neck_ratio)
+    elif detection_file is not None:
+        from .formats import read_detections  # formats builds on this module
+
+        read, label = read_detections(detection_file), Path(detection_file).stem
+
+        def detections(subject: str, name: str, cid: str) -> np.ndarray:
+            return read(subject, name, cid)[: len(sequences[(subject, name)])]  # longer tracks: trimmed
     return build_poseset(
         sequences, cams, H36M17, camera_ids, every, normalization, detections,
-        meta={"dataset": "h36m", "source": source, "exclude_drift": exclude_drift,
-              "neck_ratio": neck_ratio if source == "sh" else None},
+        meta={"dataset": "h36m", "source": label, "exclude_drift": exclude_drift,
+              "neck_ratio": neck_ratio if source == "sh" else None,
+              **({"detections": detection_file} if detection_file else {})},
     )
+
+
+def detection_path(source: str) -> str | None:
+    """The file of a ``"detections:PATH"`` 2D source, ``None`` for ``"gt"`` / ``"sh"``; else :class:`DataError`."""
+    if source in ("gt", "sh"):
+        return None
+    kind, sep, path = str(source).partition(":")
+    if kind != "detections" or not sep or not path:
+        raise DataError(f"unknown 2D source {source!r}; choose 'gt', 'sh' or 'detections:PATH'")
+    return path
 
 
 def load_h36m32(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import ConfigError, GLNConfig, JsonConfig
+from ..data.h36m import DataError, detection_path
 
 __all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "parse_override", "default_config_path"]
 
@@ -31,7 +32,6 @@ SMOOTH_SCHEDULES = ("cosine", "linear")
 OPTIMIZERS = ("adam", "adamw")
 SELECTIONS = ("best_val", "last")
 DATASETS = ("synthetic", "h36m")
-SOURCES = ("gt", "sh")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("none", "bf16")
 LOSSES = ("mse",)
@@ -49,7 +49,7 @@ class TrainConfig(JsonConfig):
     # data
     dataset: str = "synthetic"  # "synthetic" (built-in generator) | "h36m"
     data_root: str = ""  # empty -> gridconv_core.data.h36m_root()
-    source: str = "gt"  # 2D training input: "gt" | "sh" (detections)
+    source: str = "gt"  # 2D training input: "gt" | "sh" (shared SH detections) | "detections:PATH" (CPN, HRNet...)
     train_subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7"])
     val_subjects: list[str] = field(default_factory=lambda: ["S8"])  # held-out TRAINING subject(s)
     val_tail: float = 0.0  # hold out this fraction of every training sequence's frames (its contiguous end)
@@ -89,13 +89,17 @@ class TrainConfig(JsonConfig):
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid value."""
         choices = {
-            "dataset": DATASETS, "source": SOURCES, "device": DEVICES, "amp": AMP_MODES, "loss": LOSSES,
+            "dataset": DATASETS, "device": DEVICES, "amp": AMP_MODES, "loss": LOSSES,
             "lr_schedule": ("auto", *LR_SCHEDULES, *SMOOTH_SCHEDULES), "optimizer": OPTIMIZERS,
             "selection": SELECTIONS,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        try:
+            detection_path(self.source)
+        except DataError as err:
+            raise ConfigError(str(err)) from None
         positive = ("batch_size", "eval_batch_size", "epochs", "frame_step", "test_frame_step",
                     "synthetic_train", "synthetic_val", "synthetic_test")
         for key in positive:
