@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .amp import AMP_MODES
 from .io import atomic_write_bytes, atomic_write_text
 from .layout import GridLayout
 
@@ -68,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from . import data
     from .data.formats import load_generic_npz, load_mpi_inf_3dhp
-    from .evaluate import PROTOCOLS, combine_reports, evaluate
+    from .evaluate import PROTOCOLS, evaluate, evaluate_h36m
     from .train import model_from_checkpoint
     from .train.trainer import synthetic_split
 
@@ -82,15 +83,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if kind == "h36m":
         root = args.data_root or config.data_root or data.h36m_root()
         subjects = args.subjects.split(",") if args.subjects else config.test_subjects
-        protocols = protocols or ["P1", "P1*", "P2"]
-        by_source: dict[str, list[str]] = {}
-        for p in protocols:  # P2 takes detected 2D, as in the paper
-            by_source.setdefault("gt" if PROTOCOLS[p].source == "gt" else "sh", []).append(p)  # H36M detections: SH
-        reports = []
-        for source, group in by_source.items():
-            ps = data.load_h36m(root, subjects, source=source, every=args.frame_step)
-            reports.append(evaluate(model, ps, group, args.batch_size, args.amp))
-        report = combine_reports(reports)
+        report = evaluate_h36m(model, config.source, root, subjects, args.frame_step, protocols, args.cross,
+                               args.batch_size, args.amp)
     else:
         if kind == "synthetic":
             ps = synthetic_split(config, "test")
@@ -99,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             ps = loader(path)
         else:
             raise CliError(f"--data must be h36m, synthetic, generic:PATH or 3dhp:PATH, got {args.data!r}")
-        report = evaluate(model, ps, protocols or ["MPJPE", "P2", "PCK", "AUC"], args.batch_size, args.amp)
+        report = evaluate(model, ps, protocols, args.batch_size, args.amp)
     print(report.to_json() if args.json else report.table())
 
 
@@ -272,12 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint under the paper's protocols")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", default="h36m", help="h36m | synthetic | generic:PATH | 3dhp:PATH")
-    p.add_argument("--protocols", help="comma-separated: P1,P1*,P2,MPJPE,PCK,AUC")
+    p.add_argument("--protocols", help="comma-separated: P1,P1*,P2,MPJPE,PCK,AUC (default: the data's own, see evaluate.py)")
+    p.add_argument("--cross", nargs="?", const="auto", metavar="SOURCE",
+                   help="h36m: score on another 2D source than the checkpoint was trained on, labelled cross "
+                        "(default other source: sh for a GT-trained model, gt for a detection-trained one)")
     p.add_argument("--data-root", help="Human3.6M folder (default: the checkpoint's, else the shared copy)")
     p.add_argument("--subjects", help="comma-separated test subjects (default: the checkpoint's)")
     p.add_argument("--frame-step", type=int, default=1, help="evaluate every n-th frame")
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--amp", choices=("none", "bf16"), default="none")
+    p.add_argument("--amp", choices=AMP_MODES, default="none", help="auto: bf16 where the hardware has it")
     p.add_argument("--device", choices=("auto", "cpu"), default="auto")
     p.add_argument("--last", action="store_true", help="use the last epoch's weights, not the selected ones")
     p.add_argument("--json", action="store_true")

@@ -2,15 +2,20 @@
 
 Each protocol is a metric (``gridconv_core.metrics``) on a given 2D input source. Errors are averaged
 per action (frame-weighted within an action) and reported both as the unweighted mean over actions
-(the paper's number) and as the frame-wise mean. Metrics can be restricted to the joints a dataset
-shares with the model's skeleton; the report names the joints left out.
+and as the frame-wise mean. The headline is the action mean on Human3.6M (the paper's number) and the
+frame mean over all valid frames on MPI-INF-3DHP (PoseAug's and the MATLAB scripts' convention; the
+per-activity figures stand beside it). Metrics can be restricted to the joints a dataset shares with
+the model's skeleton; the report names the joints left out.
+
+Source policy on Human3.6M (:func:`h36m_source`, :func:`evaluate_h36m`): a checkpoint is scored on
+the 2D source it was trained on (P1 + P2 for detections, P1* + P2 for ground truth); a cross-input
+score (a GT-trained model on detections, or the reverse) is computed only on request, labelled ``cross``.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,9 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from . import metrics
+from .amp import autocast
 
 __all__ = ["EvalError", "Protocol", "PROTOCOLS", "ProtocolResult", "EvalReport", "evaluate", "predict",
-           "default_protocols", "combine_reports"]
+           "default_protocols", "combine_reports", "h36m_source", "evaluate_h36m", "HEADLINES", "ACTION_DATASETS"]
 
 
 class EvalError(ValueError):
@@ -49,14 +55,21 @@ PROTOCOLS: dict[str, Protocol] = {
     "PCK": Protocol("pck", None, "%", "3D PCK at 150 mm"),
     "AUC": Protocol("auc", None, "%", "AUC of PCK over 0..150 mm in 5 mm steps"),
 }
+HEADLINES = {"mpi_inf_3dhp": "frame"}
+"""Headline average per ``meta["dataset"]``; any other dataset: ``"action"`` (the mean over actions)."""
 METRIC_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "mpjpe": metrics.mpjpe, "pa_mpjpe": metrics.pa_mpjpe, "pck": metrics.pck, "auc": metrics.auc,
 }
 
 
-def default_protocols(source: str, has_actions: bool) -> tuple[str, ...]:
-    """H36M-style data: P1 (or P1*) and P2; other data: MPJPE, P2, PCK and AUC."""
-    if not has_actions:
+ACTION_DATASETS = ("h36m", "h36m32", "synthetic")
+"""Datasets scored with the paper's Human3.6M protocols (the built-in generator mimics Human3.6M)."""
+
+
+def default_protocols(source: str, has_actions: bool, dataset: str | None = None) -> tuple[str, ...]:
+    """Human3.6M-style data (action labels, ``dataset`` in :data:`ACTION_DATASETS` or unnamed): P1 (or
+    P1*) and P2; other datasets (MPI-INF-3DHP, generic files) and unlabelled data: MPJPE, P2, PCK, AUC."""
+    if not has_actions or dataset not in (None, *ACTION_DATASETS):
         return ("MPJPE", "P2", "PCK", "AUC")
     return ("P1*" if source == "gt" else "P1", "P2")
 
@@ -72,11 +85,15 @@ class ProtocolResult:
     action_mean: float | None = None
     per_action: dict[str, float] = field(default_factory=dict)
     frames_per_action: dict[str, int] = field(default_factory=dict)
+    headline: str = "action"
+    cross: bool = False
+    """True when the input source differs from the model's training source."""
 
     @property
     def value(self) -> float:
-        """The headline number: action-wise mean when actions are known, else frame-wise."""
-        return self.frame_mean if self.action_mean is None else self.action_mean
+        """The headline number: the action-wise mean when actions are known and ``headline == "action"``,
+        else the frame-wise mean (all valid frames)."""
+        return self.frame_mean if self.action_mean is None or self.headline == "frame" else self.action_mean
 
 
 @dataclass
@@ -98,7 +115,8 @@ class EvalReport:
             "joints": list(self.joints),
             "excluded_joints": list(self.excluded_joints),
             "protocols": {
-                name: {"source": r.source, "unit": r.unit, "value": r.value, "action_mean": r.action_mean,
+                name: {"source": r.source, "unit": r.unit, "value": r.value, "headline": r.headline,
+                       "cross": r.cross, "action_mean": r.action_mean,
                        "frame_mean": r.frame_mean, "per_action": dict(r.per_action),
                        "frames_per_action": dict(r.frames_per_action)}
                 for name, r in self.results.items()
@@ -114,7 +132,8 @@ class EvalReport:
         actions: list[str] = []
         for r in self.results.values():
             actions += [a for a in r.per_action if a not in actions]
-        header = ["", *(f"{n} ({self.results[n].unit}, {self.results[n].source})" for n in names)]
+        header = ["", *(f"{n} ({r.unit}, {r.source}{', cross' if r.cross else ''})"
+                        for n, r in self.results.items())]
         rows = [[a, *(_fmt(self.results[n].per_action.get(a)) for n in names)] for a in actions]
         if actions:
             rows.append(["action mean", *(_fmt(self.results[n].action_mean) for n in names)])
@@ -124,19 +143,23 @@ class EvalReport:
                  for row in [header, *rows]]
         lines.insert(1, "-" * len(lines[0]))
         excluded = ", ".join(self.excluded_joints) or "none"
-        lines.append(f"{self.num_frames} frames; {len(self.joints)} joints evaluated (excluded: {excluded})")
+        frame = not actions or any(r.headline == "frame" for r in self.results.values())
+        headline = "frame mean" if frame else "action mean"
+        lines.append(f"{self.num_frames} frames; {len(self.joints)} joints evaluated (excluded: {excluded}); "
+                     f"headline: {headline}")
         return "\n".join(lines)
 
 
 def predict(model: nn.Module, pose2d: Tensor | np.ndarray, batch_size: int = 1000, amp: str = "none") -> Tensor:
-    """Batched inference ``(N, J, 2) -> (N, J, 3)`` metres in eval mode, without gradients (eq. 9)."""
+    """Batched inference ``(N, J, 2) -> (N, J, 3)`` metres in eval mode, without gradients (eq. 9).
+
+    ``amp``: ``"none"``, ``"bf16"`` or ``"auto"`` (:func:`gridconv_core.amp.resolve_amp`)."""
     device = next(model.parameters()).device
     x = torch.as_tensor(pose2d, dtype=torch.float32)
     was_training = model.training
     model.eval()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else nullcontext()
     try:
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast(amp, device):
             out = [model(chunk.to(device, non_blocking=True)).float() for chunk in x.split(batch_size)]
     finally:
         model.train(was_training)
@@ -150,17 +173,21 @@ def evaluate(
     batch_size: int = 1000,
     amp: str = "none",
     joints: Sequence[int | str] | None = None,
+    cross: bool = False,
 ) -> EvalReport:
     """Run ``model`` on a ``PoseSet``'s 2D input and score it under ``protocols`` (paper 4.1).
 
     The input source is ``poseset.meta["source"]`` ("gt" when absent); P1 needs detected input (any
     source but "gt"), P1* ground truth. ``joints`` (indices or names) restricts every metric; by default
-    only ``poseset.meta["valid_joints"]`` are scored.
+    only ``poseset.meta["valid_joints"]`` are scored. The headline average follows :data:`HEADLINES`;
+    ``cross`` labels the results as a cross-input score.
     """
     meta = getattr(poseset, "meta", None) or {}
     source = str(meta.get("source", "gt"))
     actions = _actions(poseset)
-    protocols = tuple(protocols) if protocols else default_protocols(source, actions is not None)
+    dataset = meta.get("dataset")
+    headline = HEADLINES.get(str(dataset), "action")
+    protocols = tuple(protocols) if protocols else default_protocols(source, actions is not None, dataset)
     for name in protocols:
         if name not in PROTOCOLS:
             raise EvalError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
@@ -177,9 +204,44 @@ def evaluate(
         per_frame = _to_numpy(METRIC_FUNCTIONS[proto.metric](pred_mm, gt_mm, joints=keep, per_frame=True))
         if proto.unit == "%":
             per_frame = per_frame * 100.0
-        results[name] = _aggregate(name, proto, source, per_frame, actions)
+        results[name] = replace(_aggregate(name, proto, source, per_frame, actions), headline=headline, cross=cross)
     excluded = [names[j] for j in range(len(names)) if j not in keep]
     return EvalReport(results, int(pred_mm.shape[0]), [names[j] for j in keep], excluded)
+
+
+def h36m_source(train_source: str, cross: str | None = None) -> str:
+    """The Human3.6M 2D source to score a checkpoint trained on ``train_source`` (module doc).
+
+    ``cross=None``: its own source. ``cross="auto"``: the other kind (SH detections for a GT-trained
+    model, ground truth for a detection-trained one); any other value names the cross source itself.
+    """
+    if cross is None:
+        return train_source
+    source = ("sh" if train_source == "gt" else "gt") if cross == "auto" else cross
+    if source == train_source:
+        raise EvalError(f"the checkpoint was trained on {train_source!r} 2D: its cross score needs another source")
+    return source
+
+
+def evaluate_h36m(model: nn.Module, train_source: str, root: Any, subjects: Sequence[str], every: int = 1,
+                  protocols: Sequence[str] | None = None, cross: str | None = None, batch_size: int = 1000,
+                  amp: str = "none") -> EvalReport:
+    """Score ``model`` on the Human3.6M test ``subjects`` under the source policy of the module doc.
+
+    Default protocols: P1 + P2 on detections, P1* + P2 on ground truth. A protocol that needs the other
+    kind of input (P1 for a GT-trained model, P1* for a detection-trained one) is a cross score and is
+    refused unless ``cross`` asks for one (:func:`h36m_source`).
+    """
+    from .data import load_h36m
+
+    source = h36m_source(train_source, cross)
+    for name in protocols or ():
+        need = PROTOCOLS[name].source if name in PROTOCOLS else None
+        if cross is None and need is not None and (need == "gt") != (source == "gt"):
+            raise EvalError(f"{name} scores {need} 2D input but the checkpoint was trained on {train_source!r}: "
+                            f"that is a cross score; ask for it explicitly (--cross)")
+    poseset = load_h36m(root, subjects, source=source, every=every)
+    return evaluate(model, poseset, protocols, batch_size, amp, cross=cross is not None)
 
 
 def combine_reports(reports: Iterable[EvalReport]) -> EvalReport:

@@ -107,3 +107,44 @@ def test_default_protocols_without_actions_are_cross_dataset() -> None:
     assert list(report.results) == ["MPJPE", "P2", "PCK", "AUC"]
     assert report.results["MPJPE"].action_mean is None
     assert report["MPJPE"] == pytest.approx(68.0)
+
+
+def test_3dhp_headline_is_the_frame_mean_with_activities_beside_it() -> None:
+    ps = make_set(DEPTHS, ACTIONS)
+    ps.meta["dataset"] = "mpi_inf_3dhp"
+    report = evaluate(DepthZero(), ps)
+    assert list(report.results) == ["MPJPE", "P2", "PCK", "AUC"]
+    mpjpe = report.results["MPJPE"]
+    assert mpjpe.headline == "frame" and report["MPJPE"] == pytest.approx(68.0)  # all valid frames
+    assert mpjpe.action_mean == pytest.approx(60.0) and mpjpe.per_action == pytest.approx({"Eating": 100.0, "Walking": 20.0})
+    assert report.to_dict()["protocols"]["MPJPE"]["value"] == pytest.approx(68.0)
+    assert "headline: frame mean" in report.table() and "Walking" in report.table()
+    assert "headline: action mean" in evaluate(DepthZero(), make_set(DEPTHS, ACTIONS)).table()
+
+
+def test_h36m_scores_the_training_source_unless_cross_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridconv_core import data
+    from gridconv_core.evaluate import evaluate_h36m, h36m_source
+
+    assert h36m_source("gt") == "gt" and h36m_source("gt", "auto") == "sh"
+    assert h36m_source("detections:/x/cpn.npz") == "detections:/x/cpn.npz"
+    assert h36m_source("sh", "auto") == "gt" and h36m_source("gt", "detections:/x/cpn.npz") == "detections:/x/cpn.npz"
+    with pytest.raises(EvalError, match="needs another source"):
+        h36m_source("sh", "sh")
+    loaded = []
+
+    def fake_load(root, subjects, source, every):
+        loaded.append(source)
+        return make_set(DEPTHS, ACTIONS, source="gt" if source == "gt" else "cpn")
+
+    monkeypatch.setattr(data, "load_h36m", fake_load)
+    own = evaluate_h36m(DepthZero(), "gt", "root", ["S9"])
+    assert list(own.results) == ["P1*", "P2"] and not own.results["P1*"].cross and loaded == ["gt"]
+    detected = evaluate_h36m(DepthZero(), "detections:cpn.npz", "root", ["S9"])
+    assert list(detected.results) == ["P1", "P2"] and detected.results["P1"].source == "cpn"
+    with pytest.raises(EvalError, match="P1 scores detected 2D .* cross score"):
+        evaluate_h36m(DepthZero(), "gt", "root", ["S9"], protocols=["P1"])
+    cross = evaluate_h36m(DepthZero(), "gt", "root", ["S9"], cross="auto")
+    assert loaded[-1] == "sh" and list(cross.results) == ["P1", "P2"]
+    assert all(r.cross for r in cross.results.values()) and cross.to_dict()["protocols"]["P1"]["cross"]
+    assert "P1 (mm, cpn, cross)" in cross.table()

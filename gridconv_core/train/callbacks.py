@@ -10,13 +10,19 @@ __all__ = ["Callback", "CallbackList", "History"]
 
 
 class Callback:
-    """Base class; override any hook. ``metrics`` are plain JSON-able dicts, ``model`` the bare model."""
+    """Base class; override any hook. ``metrics`` are plain JSON-able dicts, ``model`` the bare model.
+
+    ``wants_batch_values``: set True to receive the batch ``loss`` in :meth:`on_batch_end`; reading it
+    waits for the device every step, so the trainer only does so when some callback asks.
+    """
+
+    wants_batch_values: bool = False
 
     def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
         """Called before epoch ``epoch`` (0-based) trains."""
 
     def on_batch_end(self, metrics: dict[str, Any], model: nn.Module) -> None:
-        """Called after each optimiser step with ``epoch``, ``step`` and ``loss``."""
+        """Called after each optimiser step with ``epoch``, ``step`` and (if ``wants_batch_values``) ``loss``."""
 
     def on_epoch_end(self, metrics: dict[str, Any], model: nn.Module) -> None:
         """Called after validation with the epoch's metric record (also written to metrics.jsonl)."""
@@ -27,6 +33,7 @@ class CallbackList(Callback):
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
         self.callbacks = list(callbacks)
+        self.wants_batch_values = any(cb.wants_batch_values for cb in self.callbacks)
 
     def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
         for cb in self.callbacks:
@@ -43,6 +50,8 @@ class CallbackList(Callback):
 
 class History(Callback):
     """Keeps every epoch record and batch loss in memory (for plots in a notebook)."""
+
+    wants_batch_values = True
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, Any]] = []
