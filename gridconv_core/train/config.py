@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..amp import AMP_MODES  # "auto": bf16 where the hardware has it (gridconv_core.amp)
 from ..config import ConfigError, GLNConfig, JsonConfig
 from ..data.h36m import DataError, detection_path
 
@@ -33,7 +34,6 @@ OPTIMIZERS = ("adam", "adamw")
 SELECTIONS = ("best_val", "last")
 DATASETS = ("synthetic", "h36m")
 DEVICES = ("auto", "cpu", "cuda")
-AMP_MODES = ("none", "bf16")
 LOSSES = ("mse",)
 
 

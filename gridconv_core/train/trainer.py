@@ -16,7 +16,6 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -29,6 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import metrics
+from ..amp import autocast
 from ..evaluate import EvalReport, evaluate, predict
 from ..io import atomic_write_text
 from ..model import build_model
@@ -195,8 +195,7 @@ class _Run:
         self.optimizer = _optimizer(self.model, config)
         self.steps_per_epoch = _steps_per_epoch(len(self.x_train), config, info.world_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config, self.steps_per_epoch))
-        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.amp == "bf16"
-                         else nullcontext())
+        self.autocast = autocast(config.amp, device)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best_state = _cpu_state(self.model)
@@ -270,8 +269,9 @@ class _Run:
             self.scheduler.step()
             loss_sum += loss.detach()
             steps += 1
-            if self.callbacks.callbacks:
-                self.callbacks.on_batch_end({"epoch": self.epoch, "step": steps, "loss": float(loss.detach())}, model)
+            if self.callbacks.callbacks:  # the batch loss only on request: float() waits for the device
+                values = {"loss": float(loss.detach())} if self.callbacks.wants_batch_values else {}
+                self.callbacks.on_batch_end({"epoch": self.epoch, "step": steps, **values}, model)
             if cfg.time_budget_s and self._budget_spent(start):
                 out_of_time = True
                 break
