@@ -62,6 +62,7 @@ class PackedSequences:
         ends = np.cumsum(lengths)
         self._slices = {k: slice(int(e - n), int(e)) for k, n, e in zip(names, lengths, ends)}
         self.keys = frozenset(names)
+        self.lengths = {k: int(n) for k, n in zip(names, lengths)}
         self.num_frames = frames
 
     def __getitem__(self, key: str) -> np.ndarray:

@@ -192,6 +192,8 @@ class _Run:
         if info.enabled:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if config.compile:
+            self.net = torch.compile(self.net)  # the training forward; evaluation runs the plain model
         self.optimizer = _optimizer(self.model, config)
         self.steps_per_epoch = _steps_per_epoch(len(self.x_train), config, info.world_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(config, self.steps_per_epoch))
@@ -367,7 +369,8 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
         (decay if param.ndim >= 2 and not name.startswith("autogrids") else keep).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": keep, "weight_decay": 0.0}]
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls([g for g in groups if g["params"]], lr=config.lr)
+    fused = {"fused": True} if next(model.parameters()).is_cuda else {}  # one kernel for all parameters
+    return cls([g for g in groups if g["params"]], lr=config.lr, **fused)
 
 
 def _steps_per_epoch(num_train: int, config: TrainConfig, world_size: int) -> int:
