@@ -268,13 +268,13 @@ def main(argv: list[str] | None = None) -> int:
             args.probe_steps, args.min_epochs, args.min_start_s = 2, 1, 0.0
         elif not (args.packed / PACKED_FILE).is_file():
             raise DataError(f"no packed data in {args.packed}; run python -m gridconv_core.data.pack first")
-        first = protocol_config("handcrafted", args, device)
+        first, recipe = protocol_config("handcrafted", args, device), TrainConfig.from_json(args.config)
         results: dict[str, Any] = {
             "what": "GridConv paper protocol (issue 11): train S1 S5 S6 S7 S8 every frame, GT 2D, no selection, test S9 S11",
             "config_file": args.config.name, "config_note": note, "data": data, "machine": machine(),
             "dry_run": args.dry_run, "deadline_s": args.deadline_s, "paper": PAPER, "models": {},
-            "expected_h200": (expected(TrainConfig.from_json(args.config).batch_size, FULL_TRAIN_POSES, first.epochs)
-                              if args.dry_run else expected(first.batch_size, train_poses(first), first.epochs)),
+            "expected_h200": (expected(recipe.batch_size, FULL_TRAIN_POSES, recipe.epochs) if args.dry_run
+                              else expected(first.batch_size, train_poses(first), first.epochs)),
         }
 
         def write() -> None:
