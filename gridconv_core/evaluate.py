@@ -104,6 +104,8 @@ class EvalReport:
     num_frames: int
     joints: list[str]
     excluded_joints: list[str] = field(default_factory=list)
+    filled_joints: list[str] = field(default_factory=list)
+    """2D input joints the data lacked, placed from their neighbours (``meta["filled_joints"]``)."""
 
     def __getitem__(self, protocol: str) -> float:
         return self.results[protocol].value
@@ -114,6 +116,7 @@ class EvalReport:
             "num_frames": self.num_frames,
             "joints": list(self.joints),
             "excluded_joints": list(self.excluded_joints),
+            "filled_joints": list(self.filled_joints),
             "protocols": {
                 name: {"source": r.source, "unit": r.unit, "value": r.value, "headline": r.headline,
                        "cross": r.cross, "action_mean": r.action_mean,
@@ -147,6 +150,8 @@ class EvalReport:
         headline = "frame mean" if frame else "action mean"
         lines.append(f"{self.num_frames} frames; {len(self.joints)} joints evaluated (excluded: {excluded}); "
                      f"headline: {headline}")
+        if self.filled_joints:
+            lines.append(f"2D input joints filled from their neighbours: {', '.join(self.filled_joints)}")
         return "\n".join(lines)
 
 
@@ -206,7 +211,8 @@ def evaluate(
             per_frame = per_frame * 100.0
         results[name] = replace(_aggregate(name, proto, source, per_frame, actions), headline=headline, cross=cross)
     excluded = [names[j] for j in range(len(names)) if j not in keep]
-    return EvalReport(results, int(pred_mm.shape[0]), [names[j] for j in keep], excluded)
+    return EvalReport(results, int(pred_mm.shape[0]), [names[j] for j in keep], excluded,
+                      list(meta.get("filled_joints", [])))
 
 
 def h36m_source(train_source: str, cross: str | None = None) -> str:
@@ -252,7 +258,8 @@ def combine_reports(reports: Iterable[EvalReport]) -> EvalReport:
     results: dict[str, ProtocolResult] = {}
     for rep in reports:
         results.update(rep.results)
-    return EvalReport(results, max(r.num_frames for r in reports), reports[0].joints, reports[0].excluded_joints)
+    return EvalReport(results, max(r.num_frames for r in reports), reports[0].joints, reports[0].excluded_joints,
+                      reports[0].filled_joints)
 
 
 def _aggregate(name: str, proto: Protocol, source: str, per_frame: np.ndarray, actions: np.ndarray | None

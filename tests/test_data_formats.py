@@ -250,7 +250,11 @@ def test_generic_npz_matches_joints_by_name(tmp_path, capture):
     valid = [j for j in range(17) if j != spine]
     assert ps.meta["valid_joints"] == valid and ps.meta["missing_joints"] == ["Spine"]
     np.testing.assert_allclose(ps.pose3d.numpy()[:, valid], ((x_cam - x_cam[:, :1]) / 1000)[:, valid], atol=1e-5)
-    assert ps.pose3d[:, spine].abs().max() == 0 and ps.pose2d[:, spine].abs().max() == 0
+    assert ps.pose3d[:, spine].abs().max() == 0 and ps.meta["filled_joints"] == ["Spine"]
+    pelvis, thorax = ps.pose2d[:, H36M17.index("Pelvis")], ps.pose2d[:, H36M17.index("Thorax")]
+    torch.testing.assert_close(ps.pose2d[:, spine], (pelvis + thorax) / 2)  # the fill rule, not the image centre
+    zeros = load_generic_npz(_generic(tmp_path, capture), fill_missing=False)
+    assert zeros.pose2d[:, spine].abs().max() == 0 and zeros.meta["filled_joints"] == []
     np.testing.assert_allclose(ps.pose2d.numpy()[:, valid], normalize_screen(project(x_cam, cam.f, cam.c), 1000, 1000)[:, valid], atol=1e-5)
     assert set(ps.action) == {"Walking 1"}
 
@@ -424,3 +428,25 @@ def test_paper_detected_config_is_the_paper_config_with_c_z_padding():
     assert detected["model"].pop("paddings") == ["circular", "zeros"] and paper["model"].pop("paddings") == ["circular", "replicate"]
     assert detected.pop("source") == "sh" and paper.pop("source") == "gt"
     assert detected == paper
+
+
+def test_fill_missing_joints_rules():
+    from gridconv_core.data.keypoints import FILL_RULES, fill_missing_joints
+
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=(5, 17, 2))
+    idx = {n: H36M17.index(n) for n in H36M17.joint_names}
+    lacking = [idx["Spine"], idx["Nose"], idx["Thorax"], idx["RWrist"], idx["RElbow"]]
+    filled, names = fill_missing_joints(full, "h36m17", lacking)
+    assert names == ["Spine", "Thorax", "Nose", "RElbow", "RWrist"]
+    thorax = (full[:, idx["LShoulder"]] + full[:, idx["RShoulder"]]) / 2  # filled first, then used by Spine and Nose
+    np.testing.assert_allclose(filled[:, idx["Thorax"]], thorax)
+    np.testing.assert_allclose(filled[:, idx["Spine"]], (full[:, idx["Pelvis"]] + thorax) / 2)
+    np.testing.assert_allclose(filled[:, idx["Nose"]], thorax + FILL_RULES["Nose"][2] * (full[:, idx["Head"]] - thorax))
+    for limb in ("RElbow", "RWrist"):  # no rule: the nearest present ancestor (RShoulder)
+        np.testing.assert_allclose(filled[:, idx[limb]], full[:, idx["RShoulder"]])
+    kept = [j for j in range(17) if j not in lacking]
+    np.testing.assert_array_equal(filled[:, kept], full[:, kept])
+    torch.testing.assert_close(fill_missing_joints(torch.as_tensor(full), "h36m17", lacking)[0], torch.as_tensor(filled))
+    with pytest.raises(DataError, match="root joint 'Pelvis'"):
+        fill_missing_joints(full, "h36m17", [0])

@@ -148,3 +148,47 @@ def test_h36m_scores_the_training_source_unless_cross_is_asked(monkeypatch: pyte
     assert loaded[-1] == "sh" and list(cross.results) == ["P1", "P2"]
     assert all(r.cross for r in cross.results.values()) and cross.to_dict()["protocols"]["P1"]["cross"]
     assert "P1 (mm, cpn, cross)" in cross.table()
+
+
+def test_report_names_the_filled_input_joints() -> None:
+    ps = make_set(DEPTHS, ACTIONS, valid=[j for j in range(17) if j != 7])
+    ps.meta["filled_joints"] = ["Spine"]
+    report = evaluate(DepthZero(), ps, ["P1*"])
+    assert report.filled_joints == ["Spine"] and report.to_dict()["filled_joints"] == ["Spine"]
+    assert "filled from their neighbours: Spine" in report.table() and report.excluded_joints == ["Spine"]
+
+
+@pytest.mark.h36m
+@pytest.mark.slow
+def test_filled_missing_joints_score_like_the_full_input(h36m_dir) -> None:
+    """Issue 7 part 5 on real data: S9 without Spine and Nose; filled input ~ full input, zeros are far worse."""
+    from gridconv_core.config import GLNConfig
+    from gridconv_core.data import load_h36m
+    from gridconv_core.data.keypoints import fill_missing_joints
+    from gridconv_core.model import build_model
+
+    torch.manual_seed(0)
+    train = load_h36m(h36m_dir, ["S1"], every=20)
+    test = load_h36m(h36m_dir, ["S9"], every=50)
+    model = build_model(GLNConfig(model="simple_baseline", channels=64, num_blocks=1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(300):
+        idx = torch.randint(len(train), (256,))
+        loss = nn.functional.mse_loss(model(train.pose2d[idx]), train.pose3d[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    drop = [H36M17.index("Spine"), H36M17.index("Nose")]
+    keep = [j for j in range(17) if j not in drop]
+    zeros = test.pose2d.clone()
+    zeros[:, drop] = 0.0
+    filled, _ = fill_missing_joints(zeros, "h36m17", drop)
+    scores = {}
+    for name, x in (("full", test.pose2d), ("filled", filled), ("zeros", zeros)):
+        ps = PoseSet(x, test.pose3d, H36M17, test.subject, test.action, test.sequence, test.camera, test.frame,
+                     {"source": "gt", "valid_joints": keep})
+        scores[name] = evaluate(model, ps, ["P1*"])["P1*"]
+    assert scores["full"] < 150, scores  # it learnt something
+    assert abs(scores["filled"] - scores["full"]) < 5, scores
+    assert scores["zeros"] > scores["full"] + 20, scores

@@ -25,7 +25,8 @@ from ..skeleton import H36M17, Skeleton, get_skeleton
 from .camera import Camera, load_cameras_json
 from .h36m import (CAMERA_IDS, SUBJECTS, Detections, _check_choice, build_poseset, canonical_sequence, h36m_root,
                    is_excluded, open_npz)
-from .keypoints import H36M32_TO_H36M17, SH_NECK_RATIO, coco17_to_h36m17, match_joints, mpi3dhp17_to_h36m17, sh16_to_h36m17
+from .keypoints import (H36M32_TO_H36M17, SH_NECK_RATIO, coco17_to_h36m17, fill_missing_joints, match_joints,
+                        mpi3dhp17_to_h36m17, sh16_to_h36m17)
 from .normalization import normalize
 from .poseset import DataError, PoseSet
 
@@ -321,14 +322,16 @@ def load_martinez(
 
 # ---------------------------------------------------------------------- generic npz
 def load_generic_npz(path: str | os.PathLike[str], skeleton: str | Skeleton = "h36m17",
-                     normalization: str = "screen") -> PoseSet:
+                     normalization: str = "screen", fill_missing: bool = True) -> PoseSet:
     """Paired poses of any dataset from one npz (plain arrays, no pickle).
 
     Keys: ``pose2d`` (N, J, 2) pixels; ``pose3d`` (N, J, 3) camera-frame; ``units`` ``"mm"``
     or ``"m"``; ``image_size`` (2,) or (N, 2) as (width, height); ``joint_names`` (J,);
     optional ``action``, ``subject``, ``sequence`` (N,) strings. Joints are matched to
-    ``skeleton`` by name (:func:`.keypoints.match_joints`); its root must be present. Missing
-    joints are zero-filled and left out of ``meta["valid_joints"]``. 3D becomes root-relative metres.
+    ``skeleton`` by name (:func:`.keypoints.match_joints`); its root must be present. Missing 2D
+    input joints are placed from their neighbours (:func:`.keypoints.fill_missing_joints`, listed in
+    ``meta["filled_joints"]``; ``fill_missing=False`` leaves zeros, the image centre); their 3D is zero
+    and they stay out of ``meta["valid_joints"]`` (and so of the metrics). 3D becomes root-relative metres.
     """
     path = Path(path)
     sk = get_skeleton(skeleton)
@@ -362,6 +365,10 @@ def load_generic_npz(path: str | os.PathLike[str], skeleton: str | Skeleton = "h
     pose2d[:, valid] = normalize(p2[:, src[valid]], size[..., 0], size[..., 1], normalization)
     rel = p3[:, src[valid]] - p3[:, src[root]][:, None]
     pose3d[:, valid] = rel / 1000.0 if units == "mm" else rel
+    missing = np.flatnonzero(src < 0)
+    filled: list[str] = []
+    if fill_missing and missing.size:
+        pose2d, filled = fill_missing_joints(pose2d, sk, missing)
 
     def label(key: str, default: str) -> np.ndarray:
         return npz[key].astype(str).reshape(-1) if key in npz.keys else np.full(n, default)
@@ -369,8 +376,8 @@ def load_generic_npz(path: str | os.PathLike[str], skeleton: str | Skeleton = "h
     return PoseSet(pose2d, pose3d, sk, subject=label("subject", path.stem), action=label("action", "unknown"),
                    sequence=label("sequence", path.stem), camera=np.full(n, "camera"), frame=np.arange(n),
                    meta={"dataset": path.stem, "format": "generic-npz", "normalization": normalization,
-                         "valid_joints": valid.tolist(),
-                         "missing_joints": [sk.joint_names[j] for j in range(sk.num_joints) if src[j] < 0]})
+                         "valid_joints": valid.tolist(), "filled_joints": filled,
+                         "missing_joints": [sk.joint_names[j] for j in missing]})
 
 
 # ---------------------------------------------------------------------- MPI-INF-3DHP

@@ -6,6 +6,8 @@
 * COCO-17 follows mmpose ``convert_keypoint_definition``: Pelvis = mean of hips, Thorax = mean of
   shoulders, Spine = mean of Pelvis and Thorax, Head = mean of eyes, Nose copied, limbs permuted.
 * MPI-INF-3DHP's 17-joint test order maps by index (head_top -> Head, neck -> Thorax, head -> Nose).
+* :func:`fill_missing_joints` places 2D input joints a dataset lacks from their neighbours
+  (:data:`FILL_RULES`) instead of zeros, which are a real image position (the image centre).
 
 All conversions take numpy arrays or torch tensors ``(..., J_src, C)`` for any ``C``.
 """
@@ -24,6 +26,7 @@ from .poseset import DataError
 __all__ = [
     "SH16_NAMES", "SH16_TO_H36M17", "SH_NECK_RATIO", "MPI3DHP17_TO_H36M17", "H36M32_TO_H36M17",
     "sh16_to_h36m17", "coco17_to_h36m17", "mpi3dhp17_to_h36m17", "fit_neck_ratio", "match_joints",
+    "FILL_RULES", "fill_missing_joints",
 ]
 
 Array = TypeVar("Array", np.ndarray, Tensor)
@@ -47,6 +50,18 @@ H36M32_TO_H36M17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 """The 17 standard joints as a subset of the original 32 Human3.6M joints."""
 
 _THORAX, _HEAD = H36M17.index("Thorax"), H36M17.index("Head")
+
+FILL_RULES: dict[str, tuple[str, str, float]] = {
+    "Pelvis": ("LHip", "RHip", 0.5),
+    "Thorax": ("LShoulder", "RShoulder", 0.5),
+    "Spine": ("Pelvis", "Thorax", 0.5),
+    "Nose": ("Thorax", "Head", SH_NECK_RATIO),
+    "Head": ("Thorax", "Nose", 1.0 / SH_NECK_RATIO),
+}
+"""A missing joint ``j: (a, b, t)`` is placed at ``a + t (b - a)``: Pelvis and Thorax at the midpoints of
+the hips and shoulders (as for COCO input), Spine midway between Pelvis and Thorax, Neck/Nose on
+Thorax -> Head at the SH ratio, Head extended from Thorax through Nose. Any other missing joint (or one
+whose rule lacks a source) takes its nearest present ancestor's position."""
 
 
 def sh16_to_h36m17(x: Array, neck_ratio: float = SH_NECK_RATIO) -> Array:
@@ -72,6 +87,44 @@ def mpi3dhp17_to_h36m17(x: Array) -> Array:
     """MPI-INF-3DHP 17-joint test order ``(..., 17, C)`` to H36M-17."""
     _check_joints(x, 17, "MPI-INF-3DHP-17")
     return x[..., list(MPI3DHP17_TO_H36M17), :]
+
+
+def fill_missing_joints(pose2d: Array, skeleton: str | Skeleton, missing: Sequence[int]) -> tuple[Array, list[str]]:
+    """``pose2d`` ``(..., J, C)`` with the ``missing`` joints placed by :data:`FILL_RULES`; and their names.
+
+    Rules are applied while their two sources are known (present or already filled), in
+    :data:`FILL_RULES` order; the remaining joints copy their nearest known ancestor. The root must be present.
+    """
+    sk = get_skeleton(skeleton)
+    out = pose2d * 1  # copy
+    known = set(range(sk.num_joints)) - {int(j) for j in missing}
+    todo = [j for j in range(sk.num_joints) if j not in known]
+    if sk.parents.index(-1) in todo:
+        raise DataError(f"cannot fill the root joint {sk.joint_names[sk.parents.index(-1)]!r} of {sk.name}")
+    progress = True
+    while progress:
+        progress = False
+        for name, (a, b, t) in FILL_RULES.items():
+            j, ia, ib = (sk.joint_names.index(n) if n in sk.joint_names else -1 for n in (name, a, b))
+            if j in todo and ia in known and ib in known:
+                out[..., j, :] = out[..., ia, :] + t * (out[..., ib, :] - out[..., ia, :])
+                todo.remove(j)
+                known.add(j)
+                progress = True
+    for j in sorted(todo, key=lambda j: _depth(sk, j)):  # ancestors first
+        ancestor = sk.parents[j]
+        while ancestor not in known:
+            ancestor = sk.parents[ancestor]
+        out[..., j, :] = out[..., ancestor, :]
+        known.add(j)
+    return out, [sk.joint_names[j] for j in range(sk.num_joints) if j in set(int(m) for m in missing)]
+
+
+def _depth(sk: Skeleton, j: int) -> int:
+    depth = 0
+    while sk.parents[j] >= 0:
+        j, depth = sk.parents[j], depth + 1
+    return depth
 
 
 def fit_neck_ratio(pose2d_h36m17: np.ndarray) -> float:
