@@ -29,15 +29,21 @@ class InputError(ValueError):
     """A model input has the wrong shape or non-finite values."""
 
 
-def check_pose_input(x: Tensor, num_joints: int, skeleton_name: str = "") -> None:
-    """Raise :class:`InputError` unless ``x`` is a finite floating-point ``(B, J, 2)`` batch."""
+def check_pose_input(x: Tensor, num_joints: int, skeleton_name: str = "", training: bool = False) -> None:
+    """Raise :class:`InputError` unless ``x`` is a finite floating-point ``(B, J, 2)`` batch.
+
+    The finiteness check reads a value back to the host; a training step on CUDA skips it (training
+    batches are rows of a PoseSet, checked when it was built), so the step never waits for the device.
+    """
     if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[1] != num_joints or x.shape[2] != 2:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         of = f" for skeleton {skeleton_name}" if skeleton_name else ""
         raise InputError(f"expected 2D poses of shape (B, {num_joints}, 2){of}, got {got}")
     if not x.is_floating_point():
         raise InputError(f"expected floating-point 2D poses, got dtype {x.dtype}")
-    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
+    if (training and x.is_cuda) or torch.compiler.is_compiling():
+        return
+    if not bool(torch.isfinite(x).all()):
         raise InputError("2D poses contain NaN or infinite values")
 
 
@@ -137,7 +143,7 @@ class GridLiftingNetwork(nn.Module):
         return [self.w1, *(w for block in self.linear_stages for w in (block.w1, block.w2)), self.w2]
 
     def _lift(self, x: Tensor, record: Record | None) -> tuple[Tensor, Tensor]:
-        check_pose_input(x, self.skeleton.num_joints, self.skeleton.name)
+        check_pose_input(x, self.skeleton.num_joints, self.skeleton.name, self.training)
         if self.autogrids is not None:
             s = self.autogrids()
             grid = self._network(phi(s, x, self.grid_shape), record)

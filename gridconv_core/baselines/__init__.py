@@ -59,7 +59,7 @@ class GraphBaseline(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, J, 2)`` normalised 2D to ``(B, J, 3)`` root-relative 3D."""
-        check_pose_input(x, self.num_joints)
+        check_pose_input(x, self.num_joints, training=self.training)
         return self.net(x)
 
 
@@ -84,7 +84,7 @@ class GridCellBaseline(GraphBaseline):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, J, 2)`` normalised 2D to ``(B, J, 3)`` root-relative 3D via the ``(B, H*P, C)`` cells."""
-        check_pose_input(x, self.num_joints)
+        check_pose_input(x, self.num_joints, training=self.training)
         cells = self.sgt(x).flatten(2).transpose(1, 2)  # (B, HP, 2), p = row * P + col
         grid = self.net(cells).transpose(1, 2).unflatten(2, self.sgt.shape)  # (B, 3, H, P)
         return self.sgt.inverse(grid)

@@ -68,5 +68,5 @@ class SimpleBaseline(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, J, 2)`` normalised 2D to ``(B, J, 3)`` root-relative 3D."""
-        check_pose_input(x, self.num_joints)
+        check_pose_input(x, self.num_joints, training=self.training)
         return self.net(x.reshape(x.shape[0], -1)).reshape(x.shape[0], self.num_joints, 3)
