@@ -53,7 +53,7 @@ class TrainConfig(JsonConfig):
     train_subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7"])
     val_subjects: list[str] = field(default_factory=lambda: ["S8"])  # held-out TRAINING subject(s)
     val_tail: float = 0.0  # hold out this fraction of every training sequence's frames (its contiguous end)
-    test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])
+    test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])  # [] = no test (recipe searches)
     selection: str = "best_val"  # "best_val": the epoch of least validation MPJPE; "last": the final weights
     frame_step: int = 1  # keep every n-th training frame
     val_frame_step: int = 0  # keep every n-th validation frame; 0 = frame_step
@@ -127,8 +127,8 @@ class TrainConfig(JsonConfig):
             value = getattr(self, key)
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                 raise ConfigError(f"{key} must be a list of subject names, got {value!r}")
-        if not self.train_subjects or not self.test_subjects:
-            raise ConfigError("train_subjects and test_subjects must not be empty")
+        if not self.train_subjects:
+            raise ConfigError("train_subjects must not be empty")
         if set(self.val_subjects) & set(self.test_subjects) or set(self.train_subjects) & set(self.test_subjects):
             raise ConfigError("validation and training subjects must not include test subjects")
         if set(self.val_subjects) & set(self.train_subjects):

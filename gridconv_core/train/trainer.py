@@ -136,11 +136,11 @@ def load_train_val(config: TrainConfig) -> tuple[Any, Any | None]:
     return train_set, val_set
 
 
-def load_test(config: TrainConfig) -> Any:
-    """The test PoseSet (S9/S11 by default): read once, after training."""
+def load_test(config: TrainConfig) -> Any | None:
+    """The test PoseSet (S9/S11 by default): read once, after training; ``None`` without test subjects."""
     if config.dataset == "synthetic":
         return synthetic_split(config, "test")
-    return _load_h36m(config, config.test_subjects, config.test_frame_step)
+    return _load_h36m(config, config.test_subjects, config.test_frame_step) if config.test_subjects else None
 
 
 def load_splits(config: TrainConfig) -> tuple[Any, Any | None, Any]:
@@ -235,6 +235,9 @@ class _Run:
         bar.close()
         self.model.load_state_dict(self.best_state)
         self.test_set = load_test(cfg)  # the first and only read of the test subjects
+        if self.test_set is None:  # a recipe search: no test subjects at all
+            return TrainResult(cfg, self.run_dir, self.model, self.history, self.best_epoch, self.best_val, None,
+                               self.s_prob_history)
         report = evaluate(self.model, self.test_set, batch_size=cfg.eval_batch_size, amp=cfg.amp)
         if self.info.is_main:
             atomic_write_text(self.run_dir / "report.json", report.to_json() + "\n")
