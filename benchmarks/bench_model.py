@@ -1,11 +1,13 @@
-"""Model benchmark: default GLN throughput vs the machine's fp32 GEMM bound (issue 2, "Speed").
+"""Model benchmark: default GLN latency and throughput vs the machine's fp32 GEMM bound (issues 2 and 9).
 
 Prints, in one run, the fp32 and bf16 GEMM rates, the FLOPs per pose counted from the layer shapes
-(all branches and taps: the fused form does fewer), inference poses/s (batch 1000, eval, no_grad)
-in fp32 and under bf16 autocast (with the largest output difference), the training-step rate
-(batch 200, forward + backward + Adam), and beside them the same network with the unfused
-selection form (every branch and tap, one GEMM) and with the authors'-style unfold layers.
-Each figure is the best and the median of ``--repeats`` timed calls (the machine may be shared).
+(all branches and taps: the fused form does fewer), a latency table (batch 1, 8, 64, 1000; ours and
+the authors'-style unfold network, fp32 and bf16 autocast, eval, no_grad), inference poses/s at batch
+1000 beside the unfused selection form, and the training-step rate (batch 200, forward + backward +
+Adam) of ours (fp32, bf16), the unfused and the unfold form. Figures are the best and the median of
+``--repeats`` (or more, for small batches) calls timed in turn (ABAB), as the machine may be shared.
+On CUDA the rates are also given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense;
+tf32 is half of it, and fp32 GEMMs run as tf32).
 Usage: ``python benchmarks/bench_model.py [--device cuda] [--repeats 5] [--json out.json]``.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import platform
 import statistics
@@ -25,30 +28,33 @@ import torch
 from torch.nn import functional as F
 
 from gridconv_core import KernelScale, build_model
+from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, resolve_amp
 from gridconv_core.gridconv import DGridConv, tap_sources
 from gridconv_core.layout import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
-    """Best and median wall time of ``repeats`` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+def interleaved(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, tuple[float, float]]:
+    """Best and median seconds of each function, timed in turn (ABAB...) so load changes hit all alike."""
+    for fn in fns.values():
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: (min(t), statistics.median(t)) for name, t in times.items()}
 
 
 def rate(work: float, fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
     """``work`` per second: (best, median)."""
-    best, median = timed(fn, device, repeats)
+    best, median = interleaved({"fn": fn}, device, repeats)["fn"]
     return work / best, work / median
 
 
@@ -67,6 +73,8 @@ def machine(device: torch.device) -> dict[str, str | int]:
     info: dict[str, str | int] = {
         "cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "python": platform.python_version(),
+        "bf16_cpu_flags": " ".join(sorted(cpu_flags() & (BF16_CPU_FLAGS | {"amx_tile"}))) or "none",
+        "amp_auto": resolve_amp("auto", device),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -128,13 +136,26 @@ def swapped(model: torch.nn.Module, convolve: Callable[..., torch.Tensor]) -> to
     return other
 
 
+def bf16(fn: Callable[[], object], device: torch.device) -> Callable[[], object]:
+    """``fn`` under bf16 autocast."""
+    def run() -> object:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return fn()
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", type=Path, default=None, help="results file (default benchmarks/results/bench_model_<device>.json)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batches", default="1,8,64,1000", help="latency table batch sizes")
+    parser.add_argument("--peak-tflops", type=float, default=790.0,
+                        help="CUDA: dense bf16 peak in TFLOP/s (H200: 790, as measured by issue 9); tf32 is taken as half")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 GEMMs on tensor cores, reported against the tf32 peak
     torch.manual_seed(0)
     reps = args.repeats
 
@@ -143,27 +164,34 @@ def main() -> None:
     fp32_gemm = gemm_gflops(device, torch.float32, reps)
     bf16_gemm = gemm_gflops(device, torch.bfloat16, reps)
     bound = fp32_gemm[0] * 1e9 / flops  # poses/s if every FLOP ran at the best fp32 GEMM rate
-    x = torch.randn(1000, 17, 2, device=device) * 0.3
     res: dict[str, object] = {
         "machine": machine(device), "device": str(device), "repeats": reps, "gflop_per_pose": flops / 1e9,
         "gemm_gflops_fp32": fp32_gemm, "gemm_gflops_bf16": bf16_gemm, "gemm_bound_poses_s": bound,
     }
     unfused, unfold = swapped(model, unfused_convolve), swapped(model, unfold_convolve)
-
+    latency: dict[str, dict[str, tuple[float, float]]] = {}
     with torch.no_grad():
+        for batch in (int(b) for b in args.batches.split(",")):
+            x = torch.randn(batch, 17, 2, device=device) * 0.3
+            fns = {"ours_fp32": lambda x=x: model(x), "authors_fp32": lambda x=x: unfold(x)}
+            fns |= {"ours_bf16": bf16(fns["ours_fp32"], device), "authors_bf16": bf16(fns["authors_fp32"], device)}
+            times = interleaved(fns, device, max(reps, 64 // batch))
+            latency[str(batch)] = {k: (best * 1e3, median * 1e3) for k, (best, median) in times.items()}
+        res["latency_ms"] = latency
+        x = torch.randn(1000, 17, 2, device=device) * 0.3
         ref = model(x)
-        res["infer_fp32_poses_s"] = rate(1000, lambda: model(x), device, reps)
-        res["infer_unfused_poses_s"] = rate(1000, lambda: unfused(x), device, reps)
-        res["infer_unfold_poses_s"] = rate(1000, lambda: unfold(x), device, max(1, reps // 2))
+        times = interleaved({"fused": lambda: model(x), "unfused": lambda: unfused(x)}, device, reps)
+        res["infer_fp32_poses_s"] = tuple(1000 / t for t in times["fused"])
+        res["infer_unfused_poses_s"] = tuple(1000 / t for t in times["unfused"])
+        res["infer_unfold_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("authors_fp32", (math.nan,) * 2))
+        res["infer_bf16_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("ours_bf16", (math.nan,) * 2))
         res["unfused_max_abs_diff"] = float((unfused(x) - ref).abs().max())
         res["unfold_max_abs_diff"] = float((unfold(x) - ref).abs().max())
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            out_bf16 = model(x)
-            res["infer_bf16_poses_s"] = rate(1000, lambda: model(x), device, reps)
-        res["bf16_max_abs_diff"] = float((out_bf16.float() - ref).abs().max())
+        res["bf16_max_abs_diff"] = float((bf16(lambda: model(x), device)().float() - ref).abs().max())
 
     xt, target = x[:200], torch.randn(200, 17, 3, device=device) * 0.2
-    for name, net in (("train", model), ("train_unfused", unfused)):
+    steps = {}
+    for name, net in (("train", model), ("train_unfused", unfused), ("train_unfold", unfold)):
         net.train()
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
@@ -172,7 +200,10 @@ def main() -> None:
             F.mse_loss(net(xt), target).backward()
             optimizer.step()
 
-        res[f"{name}_poses_s"] = rate(200, step, device, reps)
+        steps[name] = step
+    steps["train_bf16"] = bf16(steps["train"], device)
+    for name, (best, median) in interleaved(steps, device, reps).items():
+        res[f"{name}_poses_s"] = (200 / best, 200 / median)
 
     def frac(key: str, flop_factor: float = 1.0) -> tuple[float, float]:
         best, median = res[key]  # type: ignore[misc]
@@ -180,27 +211,40 @@ def main() -> None:
 
     for key in ("infer_fp32", "infer_bf16", "infer_unfused", "infer_unfold"):
         res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s")
-    for key in ("train", "train_unfused"):
+    for key in ("train", "train_bf16", "train_unfused", "train_unfold"):
         res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s", 3.0)  # forward + 2x backward
+    if device.type == "cuda":  # naive FLOPs against the tensor-core peaks
+        peaks = {"bf16": args.peak_tflops * 1e12, "fp32": args.peak_tflops * 1e12 / 2}
+        res["gpu_peak_tflops"] = {"bf16": args.peak_tflops, "tf32": args.peak_tflops / 2}
+        for key, factor, dtype in (("infer_fp32", 1, "fp32"), ("infer_bf16", 1, "bf16"), ("train", 3, "fp32"),
+                                   ("train_bf16", 3, "bf16")):
+            res[f"{key}_frac_gpu_peak"] = res[f"{key}_poses_s"][0] * flops * factor / peaks[dtype]  # type: ignore[index]
     for key, base in (("fused_vs_unfused", "infer_unfused"), ("fused_vs_unfold", "infer_unfold"),
-                      ("train_fused_vs_unfused", "train_unfused")):
+                      ("train_fused_vs_unfused", "train_unfused"), ("train_fused_vs_unfold", "train_unfold")):
         ours = res["train_poses_s" if key.startswith("train") else "infer_fp32_poses_s"]
         res[key] = tuple(o / b for o, b in zip(ours, res[f"{base}_poses_s"]))  # type: ignore[call-overload]
 
     def show(label: str, key: str, extra: str = "") -> None:
         (best, median), (fb, fm) = res[f"{key}_poses_s"], res[f"{key}_frac_gemm"]  # type: ignore[misc]
-        print(f"{label:26s} best {best:7.0f} / median {median:7.0f} poses/s  ({fb:.0%} / {fm:.0%} of GEMM bound){extra}")
+        gpu = f", {res[f'{key}_frac_gpu_peak']:.1%} of GPU peak" if f"{key}_frac_gpu_peak" in res else ""
+        print(f"{label:26s} best {best:7.0f} / median {median:7.0f} poses/s  ({fb:.0%} / {fm:.0%} of GEMM bound{gpu}){extra}")
 
     print(f"{res['machine']}")
     print(f"fp32 GEMM best {fp32_gemm[0]:.0f} / median {fp32_gemm[1]:.0f} GFLOP/s; bf16 GEMM best {bf16_gemm[0]:.0f} / "
           f"median {bf16_gemm[1]:.0f} GFLOP/s; {flops / 1e9:.4f} GFLOP/pose -> bound {bound:.0f} poses/s")
+    print("latency, median ms (best):  batch | ours fp32 | authors fp32 | ours bf16 | authors bf16")
+    for batch, row in latency.items():
+        cells = " | ".join(f"{row[k][1]:8.2f} ({row[k][0]:.2f})" for k in ("ours_fp32", "authors_fp32", "ours_bf16", "authors_bf16"))
+        print(f"  {batch:>5s} | {cells}")
     show("inference fp32 (fused)", "infer_fp32")
     show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res['bf16_max_abs_diff']:.2e}")
     show("inference fp32 unfused", "infer_unfused", f", max diff {res['unfused_max_abs_diff']:.1e}")
     show("inference fp32 unfold", "infer_unfold", f", max diff {res['unfold_max_abs_diff']:.1e}")
     show("training step (fused)", "train", " [3x FLOPs]")
+    show("training step bf16", "train_bf16", " [3x FLOPs]")
     show("training step unfused", "train_unfused", " [3x FLOPs]")
-    for key in ("fused_vs_unfused", "fused_vs_unfold", "train_fused_vs_unfused"):
+    show("training step unfold", "train_unfold", " [3x FLOPs]")
+    for key in ("fused_vs_unfused", "fused_vs_unfold", "train_fused_vs_unfused", "train_fused_vs_unfold"):
         print(f"ratio {key:24s} best {res[key][0]:.2f}x / median {res[key][1]:.2f}x")  # type: ignore[index]
     path = args.json or RESULTS / f"bench_model_{device.type}.json"
     atomic_write_text(path, json.dumps(res, indent=2) + "\n")

@@ -3,10 +3,13 @@
 Ours: ``gridconv_core.train.train`` itself (tensors on the device, batched by index), fp32 and bf16.
 Beside it, in the same run, an emulation of the authors' pipeline: a ``Dataset`` whose ``__getitem__``
 applies the SGT per sample in numpy, a ``DataLoader`` with ``num_workers=0`` collating the batch, then
-a step of the same network with the authors' unfold-style D-GridConv (``bench_model.unfold_convolve``). Prints samples/s and the ratio; ``--h36m`` trains on the real shared data.
-With CUDA, also estimates one full Human3.6M epoch (1,559,752 training poses, S1/5/6/7/8, 4 cameras).
+a step of the same network with the authors' unfold-style D-GridConv (``bench_model.unfold_convolve``).
+Prints samples/s, the ratio, and the time of one full Human3.6M training epoch: 1,559,752 poses (S1, S5,
+S6, S7, S8 x 4 cameras, the standard 5-subject split; the count of the shared data's frames is printed
+beside it). ``--h36m`` trains on the real shared data. On CUDA (``--device cuda``) the rates are also
+given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense; tf32, used for fp32, is half).
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 10] [--h36m]
+    .venv/bin/python benchmarks/bench_train.py [--steps 10] [--h36m] [--device cuda]
 """
 from __future__ import annotations
 
@@ -20,13 +23,26 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bench_model import machine, swapped, unfold_convolve  # the authors' layer, kept with the benchmarks
+from bench_model import flops_per_pose, machine, swapped, unfold_convolve  # the authors' layer, kept here
 from gridconv_core.io import atomic_write_text
+from gridconv_core.data import h36m_root
 from gridconv_core.layouts import handcrafted
 from gridconv_core.model import build_model
 from gridconv_core.train import TrainConfig, load_splits, train
 
 H36M_TRAIN_POSES = 1_559_752
+"""Training poses of one epoch of the standard 5-subject split (S1, S5, S6, S7, S8, 4 cameras)."""
+H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+
+
+def h36m_frames_in_data() -> int | None:
+    """Poses of the 5-subject split in the shared data (4 cameras per 3D frame), or None without it."""
+    try:
+        path = Path(h36m_root()) / "h36m_3d17_world_mm.npz"
+        with np.load(path) as arrays:
+            return 4 * sum(arrays[k].shape[0] for k in arrays.files if k.split("/")[0] in H36M_TRAIN_SUBJECTS)
+    except (OSError, ValueError):
+        return None
 
 
 class OfficialStyleDataset(Dataset):
@@ -76,8 +92,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10, help="timed optimiser steps per pipeline")
     ap.add_argument("--h36m", action="store_true", help="use the real shared Human3.6M (every 20th frame)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--peak-tflops", type=float, default=790.0, help="CUDA: dense bf16 peak in TFLOP/s (H200: 790)")
     args = ap.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     data = ({"dataset": "h36m", "frame_step": 20, "test_frame_step": 2000} if args.h36m else
             {"synthetic_train": 200 * (args.steps + 2), "synthetic_val": 200, "synthetic_test": 200})
     config = TrainConfig().with_overrides({
@@ -85,16 +105,21 @@ def main() -> None:
         "device": device.type, "batch_size": 200})
     figures = {"ours_fp32": ours(config, "none"), "ours_bf16": ours(config, "bf16"),
                "official_style_fp32": official_style(config, args.steps, device)}
-    ratio = figures["ours_fp32"] / figures["official_style_fp32"]
+    frames = h36m_frames_in_data()
     result = {
-        "machine": machine(device), "batch": 200,
+        "machine": machine(device), "device": device.type, "batch": 200,
         "data": "h36m" if args.h36m else "synthetic", "steps": args.steps,
         "samples_per_s": {k: round(v, 1) for k, v in figures.items()},
-        "ratio_ours_fp32_vs_official_style": round(ratio, 2),
+        "ratio_ours_fp32_vs_official_style": round(figures["ours_fp32"] / figures["official_style_fp32"], 2),
         "ratio_ours_bf16_vs_official_style": round(figures["ours_bf16"] / figures["official_style_fp32"], 2),
-        "h36m_epoch_minutes_ours_fp32": round(H36M_TRAIN_POSES / figures["ours_fp32"] / 60, 1),
+        "h36m_epoch_poses": H36M_TRAIN_POSES, "h36m_epoch_poses_in_shared_data": frames,
+        "h36m_epoch_minutes": {k: round(H36M_TRAIN_POSES / v / 60, 1) for k, v in figures.items()},
         "note": "official_style = per-sample numpy SGT in __getitem__ + DataLoader(num_workers=0) + unfold D-GridConv",
     }
+    if device.type == "cuda":  # naive FLOPs (3x the forward's) against the tensor-core peaks
+        flops = 3 * flops_per_pose(build_model(config.model))
+        result["frac_gpu_peak"] = {"ours_fp32_vs_tf32": figures["ours_fp32"] * flops / (args.peak_tflops * 0.5e12),
+                                   "ours_bf16_vs_bf16": figures["ours_bf16"] * flops / (args.peak_tflops * 1e12)}
     print(json.dumps(result, indent=2))
     atomic_write_text(Path(__file__).parent / "results" / f"bench_train_{device.type}.json",
                       json.dumps(result, indent=2) + "\n")

@@ -242,3 +242,16 @@ def test_cached_kernels_follow_optimizer_steps_state_dicts_and_modes(batch: int)
         layer.branch1_weight.data.mul_(2.0)  # bypasses the version counter; the mode switch drops the cache
         layer.eval()
         torch.testing.assert_close(layer(x, scale), uncached(layer, x, scale))
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager_on_both_paths() -> None:
+    """The compiled layer (kernels rebuilt in the graph, never cached) equals eager, small and fused batches."""
+    torch.manual_seed(0)
+    layer = DGridConv(8, 8, 3, (5, 5)).eval()
+    compiled = torch.compile(layer)
+    for batch in (2, 60):
+        x, scale = torch.randn(batch, 8, 5, 5), KernelScale(torch.rand(batch, 9, 5, 5))
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x, scale), layer(x, scale), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(compiled(x, scale), layer(x, scale), atol=1e-5, rtol=1e-5)
