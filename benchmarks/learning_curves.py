@@ -36,6 +36,7 @@ from gridconv_core.data import h36m_root
 from gridconv_core.io import atomic_write_text
 from gridconv_core.train import TrainConfig, train
 from gridconv_core.train.config import default_config_path
+from gridconv_core.train.curves import curve_figure, curve_points, write_figure
 
 MODELS: dict[str, dict[str, Any]] = {
     "dgridconv": {},  # the paper's D-GridConv, handcrafted SGT: 4,790,406 parameters
@@ -93,12 +94,8 @@ def run_one(config: TrainConfig) -> dict[str, Any]:
     if not done or (config.test_subjects and not (config.run_dir / "report.json").exists()):
         train(config, resume=(config.run_dir / "last.pt").exists())
     history = [json.loads(line) for line in metrics_file.read_text().splitlines()]
-    samples = 0
-    curve = []
-    for record in history:
-        samples += record["steps"] * config.batch_size
-        curve.append({"epoch": record["epoch"], "samples": samples, "seconds": record["elapsed_s"],
-                      "val_mpjpe": record["val_mpjpe"], "train_loss": record["train_loss"], "lr": record["lr"]})
+    curve = curve_points(history, config.batch_size)
+    samples = curve[-1]["samples"]
     summary: dict[str, Any] = {"config": config.to_dict(), "curve": curve, "wall_s": history[-1]["elapsed_s"],
                                "samples": samples, "samples_per_s": round(samples / history[-1]["elapsed_s"], 1)}
     if config.selection == "best_val":
@@ -111,27 +108,10 @@ def run_one(config: TrainConfig) -> dict[str, Any]:
 
 
 def figure(results: dict[str, Any], path: Path) -> list[Path]:
-    """Validation MPJPE vs samples and vs seconds (plotly), written as HTML and, if possible, PNG."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("vs training samples", "vs wall seconds"))
-    for key, run in results["runs"].items():
-        curve = [p for p in run["curve"] if p["val_mpjpe"] is not None]
-        for col, x in ((1, "samples"), (2, "seconds")):
-            fig.add_trace(go.Scatter(x=[p[x] for p in curve], y=[p["val_mpjpe"] for p in curve], name=key,
-                                     legendgroup=key, showlegend=col == 1, mode="lines+markers"), row=1, col=col)
-    fig.update_yaxes(title_text="validation MPJPE on S8 (mm)", type="log")
-    fig.update_layout(title=f"Learning curves ({results['phase']}, {results['machine']['cpu']})", width=1100, height=480)
-    written = [path.with_suffix(".html")]
-    atomic_write_text(written[0], fig.to_html(include_plotlyjs="cdn"))
-    try:
-        png = path.with_suffix(".png")
-        fig.write_image(png)
-        written.append(png)
-    except Exception as err:  # kaleido or its browser missing: the HTML is the figure  # noqa: BLE001
-        print(f"no PNG ({type(err).__name__}: {str(err).splitlines()[0][:120]})", file=sys.stderr)
-    return written
+    """The runs' validation curves against samples and seconds, as HTML and (with kaleido) PNG."""
+    curves = {key: run["curve"] for key, run in results["runs"].items()}
+    title = f"Learning curves on Human3.6M ({results['phase']}, validation on S8), {results['machine']['cpu']}"
+    return write_figure(curve_figure(curves, title), path)
 
 
 def table(results: dict[str, Any]) -> str:
@@ -193,7 +173,7 @@ def main() -> None:
         print(results["table_markdown"].splitlines()[-1], flush=True)
     print(results["table_markdown"])
     print(f"{time.perf_counter() - start:.0f} s in this invocation; written to {out}")
-    figure(results, out)
+    print("figure:", ", ".join(str(p) for p in figure(results, out)))
 
 
 if __name__ == "__main__":

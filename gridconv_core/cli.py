@@ -37,6 +37,7 @@ class CliError(ValueError):
 def cmd_train(args: argparse.Namespace) -> None:
     from .train import TrainConfig, train
     from .train.config import default_config_path
+    from .train.curves import curve_figure, curve_points, curve_table, write_figure
 
     if isinstance(args.resume, str):  # --resume RUN_DIR: the run's own config, then overrides
         run_dir = Path(args.resume)
@@ -58,8 +59,17 @@ def cmd_train(args: argparse.Namespace) -> None:
                           "mean_pose_mpjpe": result.mean_pose_mpjpe,
                           "test": result.test.to_dict() if result.test else None}, indent=2))
         return
-    print(f"run: {result.run_dir}  (best validation epoch {result.best_epoch}: "
-          f"{result.best_val_mpjpe:.1f} mm MPJPE)")
+    points = curve_points(result.history, config.batch_size)
+    print(curve_table(points))
+    try:
+        figures = write_figure(curve_figure({config.model.model: points}, f"Learning curve: {result.run_dir.name}"),
+                               result.run_dir / "curve")
+        print("learning curve: " + ", ".join(str(p) for p in figures))
+    except ImportError:  # a training-only install without plotly
+        pass
+    chosen = "the last epoch" if config.selection == "last" else "best validation epoch"
+    val = "" if result.best_val_mpjpe != result.best_val_mpjpe else f": {result.best_val_mpjpe:.1f} mm MPJPE"
+    print(f"run: {result.run_dir}  ({chosen} {result.best_epoch}{val})")
     if result.test is not None:
         print(result.test.table())
     print(f"reference: always predicting the mean training pose gives {result.mean_pose_mpjpe:.1f} mm MPJPE")
