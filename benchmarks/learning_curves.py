@@ -35,7 +35,7 @@ from bench_model import machine
 from gridconv_core.data import h36m_root
 from gridconv_core.io import atomic_write_text
 from gridconv_core.train import TrainConfig, train
-from gridconv_core.train.config import default_config_path
+from gridconv_core.train.config import recipe_overrides
 from gridconv_core.train.curves import curve_figure, curve_points, write_figure
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -62,14 +62,7 @@ FINAL_SPLIT = {"train_subjects": ["S1", "S5", "S6", "S7", "S8"], "val_subjects":
 
 def recipe(name: str) -> dict[str, Any]:
     """A recipe's overrides: a key of :data:`RECIPES` or a packaged config (``fast`` -> ``fast_dgridconv.json``)."""
-    if name in RECIPES:
-        return RECIPES[name]
-    path = default_config_path(f"{name}_dgridconv")
-    if not path.exists():
-        raise SystemExit(f"unknown recipe {name!r}: not in {list(RECIPES)} and no {path.name}")
-    packaged = TrainConfig.from_json(path).to_dict()
-    keys = ("optimizer", "lr", "weight_decay", "grad_clip", "batch_size", "lr_schedule", "warmup_frac", "amp")
-    return {**{k: packaged[k] for k in keys}, "model.dropout": packaged["model"]["dropout"]}
+    return RECIPES[name] if name in RECIPES else recipe_overrides(f"{name}_dgridconv")
 
 
 def run_config(model: str, recipe_name: str, phase: str, args: argparse.Namespace) -> TrainConfig:

@@ -16,7 +16,8 @@ from ..amp import AMP_MODES  # "auto": bf16 where the hardware has it (gridconv_
 from ..config import ConfigError, GLNConfig, JsonConfig
 from ..data.h36m import DataError, detection_path
 
-__all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "parse_override", "default_config_path"]
+__all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "RECIPE_FIELDS", "parse_override", "default_config_path",
+           "recipe_overrides"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -204,6 +205,21 @@ def parse_override(text: str) -> tuple[str, Any]:
 def default_config_path(name: str = "default") -> Path:
     """Path of a packaged config (``gridconv_core/configs/<name>.json``)."""
     return CONFIG_DIR / f"{name}.json"
+
+
+RECIPE_FIELDS = ("optimizer", "lr", "weight_decay", "grad_clip", "batch_size", "lr_schedule", "warmup_frac", "amp")
+"""The fields of a training recipe: how to optimise, not what to train on."""
+
+
+def recipe_overrides(name: str) -> dict[str, Any]:
+    """A packaged config's recipe (:data:`RECIPE_FIELDS` and ``model.dropout``) as dotted overrides, to give
+    another model or dataset the same optimisation, e.g. ``recipe_overrides("fast_dgridconv")``."""
+    path = default_config_path(name)
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+        raise ConfigError(f"no packaged config {name!r}; known: {', '.join(known)}")
+    packaged = TrainConfig.from_json(path)
+    return {**{key: getattr(packaged, key) for key in RECIPE_FIELDS}, "model.dropout": packaged.model.dropout}
 
 
 def _model_from_dict(data: dict[str, Any]) -> GLNConfig:
