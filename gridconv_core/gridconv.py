@@ -22,9 +22,9 @@ gathered (a zero cell stands in for zero padding) and multiplied by the stacked 
 GEMM. It does all 450 terms but reads 4.7 MB of weights per 256-channel layer instead of the fused
 30 MB, which is what costs at batch 1. In eval mode without autograd the fused and stacked kernels
 are cached, keyed by the parameters' identity, storage and version counters (every in-place update
-through the parameter, e.g. an optimiser step or ``load_state_dict``, bumps them); ``train()`` and
-``eval()`` drop the cache. Edits through ``param.data`` bypass the version counter: call ``eval()``
-again after them.
+through the parameter, e.g. an optimiser step or ``load_state_dict``, bumps them); switching between
+train and eval mode drops the cache. Edits through ``param.data`` bypass the version counter: switch
+modes after them (``model.train().eval()``).
 """
 from __future__ import annotations
 
@@ -259,8 +259,9 @@ class GridConv(nn.Module):
         return self._convolve(x, None)
 
     def train(self, mode: bool = True) -> GridConv:
-        """As :meth:`nn.Module.train`; also drops the cached kernels (module doc)."""
-        self._cache.clear()
+        """As :meth:`nn.Module.train`; a change of mode also drops the cached kernels (module doc)."""
+        if mode != self.training:
+            self._cache.clear()
         return super().train(mode)
 
     def stacked_weights(self) -> Tensor:

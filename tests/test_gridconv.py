@@ -236,6 +236,8 @@ def test_cached_kernels_follow_optimizer_steps_state_dicts_and_modes(batch: int)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             layer(x, scale)  # caches bf16 kernels; fp32 calls must not reuse them
         torch.testing.assert_close(layer(x, scale), uncached(other, x, scale))
+    layer.eval()  # no change of mode (as in predict): the cache stays
+    assert layer._cache
     layer.train()
     assert not layer._cache
     with torch.no_grad():
