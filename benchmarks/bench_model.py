@@ -75,6 +75,7 @@ def machine(device: torch.device) -> dict[str, str | int]:
         "torch": torch.__version__, "python": platform.python_version(),
         "bf16_cpu_flags": " ".join(sorted(cpu_flags() & (BF16_CPU_FLAGS | {"amx_tile"}))) or "none",
         "amp_auto": resolve_amp("auto", device),
+        "load_avg_1min": round(os.getloadavg()[0], 2),  # above the core count: timings are shared
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
