@@ -246,7 +246,7 @@ class GridConv(nn.Module):
         self.reads_zero_cell = bool((src < 0).any())
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
-        self._cache: dict[str, tuple[tuple[object, ...], object]] = {}
+        self._cache: dict[tuple[str, torch.dtype | None], tuple[tuple[object, ...], object]] = {}
 
     def branch_weights(self) -> list[Tensor]:
         return [getattr(self, f"branch{n}_weight") for n in range(1, len(self.paddings) + 1)]
@@ -277,13 +277,13 @@ class GridConv(nn.Module):
             return build()
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         params = [*self.branch_weights(), *self.branch_biases()]
-        key = (dtype, *((id(t), t.data_ptr(), t._version) for t in params))
-        hit = self._cache.get(kind)
+        key = tuple((id(t), t.data_ptr(), t._version) for t in params)
+        hit = self._cache.get((kind, dtype))  # one entry per dtype: fp32 and bf16 calls may alternate
         if hit is None or hit[0] != key:
             value = build()
             if dtype is not None and kind != "bias":
                 value = [w.to(dtype) for w in value] if isinstance(value, list) else value.to(dtype)
-            hit = self._cache[kind] = (key, value)
+            hit = self._cache[(kind, dtype)] = (key, value)
         return hit[1]
 
     def fused_weights(self) -> list[Tensor]:
