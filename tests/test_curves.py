@@ -36,6 +36,7 @@ def test_figure_draws_each_run_against_samples_and_seconds(tmp_path: Path) -> No
     assert [t.name for t in fig.data] == ["a", "a", "b", "b"]
     assert list(fig.data[0].x) == [2000, 4000] and list(fig.data[1].x) == [2.0, 4.0]  # no point without validation
     assert fig.layout.yaxis.type == "log"
+    assert fig.data[0].line.color == fig.data[1].line.color != fig.data[2].line.color  # a run keeps its colour
     written = write_figure(fig, tmp_path / "curve")
     assert written[0] == tmp_path / "curve.html" and "plotly" in written[0].read_text()[:5000].lower()
     assert all(p.exists() for p in written) and not list(tmp_path.glob("*.tmp"))

@@ -20,7 +20,8 @@ from gridconv_core import GridLayout
 papermill = pytest.importorskip("papermill")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ("01_quickstart", "02_grid_layouts", "03_autogrids", "04_attention", "05_human36m", "06_ablations")
+NAMES = ("01_quickstart", "02_grid_layouts", "03_autogrids", "04_attention", "05_human36m", "06_ablations",
+         "07_learning_curves")
 CELL_TIMEOUT_S = 300
 
 
@@ -137,3 +138,15 @@ def test_ablations_train_every_variant(tmp_path: Path) -> None:
     bars = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
             if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(bars) == 7  # Tables 4, 5, B, D, E and Figs. 7, 8
+
+
+@pytest.mark.slow
+def test_learning_curves_notebook_draws_the_committed_results(tmp_path: Path) -> None:
+    res, nb = execute("07_learning_curves", tmp_path)
+    search = json.loads((NOTEBOOKS.parent / "benchmarks" / "results" / "recipe_search.json").read_text())
+    for name, key in res["best_recipe"].items():
+        mine = [r["best_val_mpjpe"] for k, r in search["runs"].items() if k.split(":", 1)[0] == name]
+        assert res["best_val_mpjpe"][name] == min(mine) == search["runs"][key]["best_val_mpjpe"]
+    figures = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == len(res["best_recipe"]) + 1  # one per model family, then the best of each

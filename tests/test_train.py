@@ -159,7 +159,9 @@ def test_config_round_trip_and_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.h36m
 def test_short_real_h36m_run_beats_mean_pose(tmp_path: Path, h36m_dir: Path) -> None:
-    cfg = tiny_config(tmp_path, **{
+    paper_split = {k: v for k, v in TrainConfig.from_json(default_config_path("paper_dgridconv")).to_dict().items()
+                   if k in ("train_subjects", "val_subjects", "selection")}  # five subjects, no selection
+    cfg = tiny_config(tmp_path, **paper_split, **{
         "dataset": "h36m", "data_root": str(h36m_dir), "frame_step": 160, "test_frame_step": 400,
         "model.channels": 32, "model.dropout": 0.0, "epochs": 3, "batch_size": 100, "eval_batch_size": 1000, "lr": 5e-3,
     })
@@ -168,7 +170,8 @@ def test_short_real_h36m_run_beats_mean_pose(tmp_path: Path, h36m_dir: Path) -> 
     mean_pose = train_set.pose3d.mean(dim=0, keepdim=True).expand_as(test_set.pose3d)
     baseline = metrics.mpjpe(mean_pose * 1000, test_set.pose3d * 1000)
     assert result.mean_pose_mpjpe == pytest.approx(baseline, rel=1e-4)
-    assert result.test is not None
+    assert result.test is not None and result.best_epoch == cfg.epochs  # the last epoch, nothing selected
+    assert sorted(set(train_set.subject)) == ["S1", "S5", "S6", "S7", "S8"]
     assert result.test["P1*"] < 0.6 * baseline, (result.test["P1*"], baseline)
 
 

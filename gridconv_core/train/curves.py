@@ -56,12 +56,17 @@ def curve_figure(curves: Mapping[str, Sequence[Mapping[str, Any]]], title: str =
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from plotly.colors import qualitative
+
     fig = make_subplots(rows=1, cols=2, subplot_titles=("vs training samples", "vs wall-clock seconds"))
-    for name, points in curves.items():
+    palette = qualitative.Plotly
+    for i, (name, points) in enumerate(curves.items()):
         shown = [p for p in points if p.get("val_mpjpe") is not None]
+        line = {"color": palette[i % len(palette)]}  # one colour per run in both panels
         for col, x in ((1, "samples"), (2, "seconds")):
             fig.add_trace(go.Scatter(x=[p[x] for p in shown], y=[p["val_mpjpe"] for p in shown], name=name,
-                                     legendgroup=name, showlegend=col == 1, mode="lines+markers"), row=1, col=col)
+                                     legendgroup=name, showlegend=col == 1, mode="lines+markers", line=line),
+                          row=1, col=col)
     fig.update_yaxes(title_text="validation MPJPE (mm)", type="log", col=1)
     fig.update_yaxes(type="log", col=2)
     fig.update_layout(title=title, width=1100, height=480, template="plotly_white")
