@@ -104,7 +104,7 @@ def figure(results: dict[str, Any], path: Path) -> list[Path]:
     """The runs' validation curves against samples and seconds, as HTML and (with kaleido) PNG."""
     curves = {key: run["curve"] for key, run in results["runs"].items()}
     title = f"Learning curves on Human3.6M ({results['phase']}, validation on S8), {results['machine']['cpu']}"
-    return write_figure(curve_figure(curves, title), path)
+    return write_figure(curve_figure(curves, title), path, self_contained=False)
 
 
 def table(results: dict[str, Any]) -> str:

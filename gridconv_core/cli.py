@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(curve_table(points))
     try:
         figures = write_figure(curve_figure({config.model.model: points}, f"Learning curve: {result.run_dir.name}"),
-                               result.run_dir / "curve")
+                               result.run_dir / "curve", png=False)
         print("learning curve: " + ", ".join(str(p) for p in figures))
     except ImportError:  # a training-only install without plotly
         pass

@@ -15,11 +15,17 @@ class CheckpointError(ValueError):
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
-    """Write ``payload`` to a temporary file in the target folder, fsync it, then ``os.replace`` it into place."""
+    """Write ``payload`` to a temporary file in the target folder, fsync it, then ``os.replace`` it into place.
+
+    The file gets the usual permissions of a new file (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()

@@ -40,3 +40,16 @@ def test_figure_draws_each_run_against_samples_and_seconds(tmp_path: Path) -> No
     written = write_figure(fig, tmp_path / "curve")
     assert written[0] == tmp_path / "curve.html" and "plotly" in written[0].read_text()[:5000].lower()
     assert all(p.exists() for p in written) and not list(tmp_path.glob("*.tmp"))
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from gridconv_core.io import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0o600
+    assert (tmp_path / "a.json").read_text() == "{}" and not list(tmp_path.glob(".*.tmp"))
