@@ -9,6 +9,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -55,7 +56,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train(config, resume=bool(args.resume))
     if args.json:
         print(json.dumps({"run_dir": str(result.run_dir), "best_epoch": result.best_epoch,
-                          "best_val_mpjpe": result.best_val_mpjpe, "history": result.history,
+                          "best_val_mpjpe": None if math.isnan(result.best_val_mpjpe) else result.best_val_mpjpe,
+                          "history": result.history,
                           "mean_pose_mpjpe": result.mean_pose_mpjpe,
                           "test": result.test.to_dict() if result.test else None}, indent=2))
         return
@@ -68,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     except ImportError:  # a training-only install without plotly
         pass
     chosen = "the last epoch" if config.selection == "last" else "best validation epoch"
-    val = "" if result.best_val_mpjpe != result.best_val_mpjpe else f": {result.best_val_mpjpe:.1f} mm MPJPE"
+    val = "" if math.isnan(result.best_val_mpjpe) else f": {result.best_val_mpjpe:.1f} mm MPJPE"
     print(f"run: {result.run_dir}  ({chosen} {result.best_epoch}{val})")
     if result.test is not None:
         print(result.test.table())

@@ -114,6 +114,9 @@ def test_cosine_run_logs_decaying_lr_clips_and_selects_last(tmp_path: Path) -> N
     lrs = [r["lr"] for r in result.history]
     assert lrs[0] > lrs[1] > lrs[2] > 0 and lrs[2] < 0.1 * cfg.lr
     assert result.best_epoch == 3  # "last": the final weights, whatever validation says
+    strict = [json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+              for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["best_epoch"] for r in strict] == [1, 2, 3]
     state = torch.load(result.run_dir / "last.pt", weights_only=False)
     assert all(torch.equal(state["best_state"][k], v) for k, v in state["model"].items())
     groups = state["optimizer"]["param_groups"]
@@ -199,3 +202,15 @@ def test_tail_validation_holds_out_the_end_of_every_sequence(h36m_dir: Path, tmp
         assert (tail % 20 == 0).all()
     share = len(val_set) * 2 / (len(val_set) * 2 + len(train_set))  # val is at half the training density
     assert 0.08 < share < 0.12
+
+
+def test_a_run_without_validation_keeps_the_last_weights_and_writes_strict_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    splits = trainer_module.load_splits(tiny_config(tmp_path))
+    monkeypatch.setattr(trainer_module, "load_train_val", lambda config: (splits[0], None))
+    result = train(tiny_config(tmp_path, selection="last", epochs=2))
+    lines = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) for line in lines]
+    assert [(r["val_mpjpe"], r["best_val_mpjpe"], r["best_epoch"]) for r in records] == [(None, None, 1),
+                                                                                       (None, None, 2)]
+    assert result.test is not None and result.test["P1*"] > 0

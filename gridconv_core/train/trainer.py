@@ -302,8 +302,9 @@ class _Run:
         if cfg.selection == "last" or (val is not None and val < self.best_val):
             self.best_epoch, self.best_state = self.epoch + 1, _cpu_state(self.model)
             self.best_val = math.nan if val is None else val
+        best_val = None if math.isnan(self.best_val) else self.best_val  # JSON has no NaN
         record: dict[str, Any] = {"epoch": self.epoch + 1, **self._epoch_stats, "val_mpjpe": val,
-                                  "best_epoch": self.best_epoch, "best_val_mpjpe": self.best_val,
+                                  "best_epoch": self.best_epoch, "best_val_mpjpe": best_val,
                                   "world_size": self.info.world_size}
         ag = _autogrids(self.model)
         if ag is not None:
