@@ -166,7 +166,8 @@ def main() -> None:
         print(results["table_markdown"].splitlines()[-1], flush=True)
     print(results["table_markdown"])
     print(f"{time.perf_counter() - start:.0f} s in this invocation; written to {out}")
-    print("figure:", ", ".join(str(p) for p in figure(results, out)))
+    if args.phase == "search":  # final runs hold no validation data, so they have no validation curve
+        print("figure:", ", ".join(str(p) for p in figure(results, out)))
 
 
 if __name__ == "__main__":
