@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .. import metrics
+from ..data.poseset import PoseSet
 from ..amp import autocast
 from ..evaluate import EvalReport, evaluate, predict
 from ..io import atomic_write_text
@@ -132,8 +133,7 @@ def load_train_val(config: TrainConfig) -> tuple[Any, Any | None]:
         parts.append(tail.subset(tail.frame % val_step == 0) if val_step > config.frame_step else tail)
     if config.val_subjects:
         parts.append(_load_h36m(config, config.val_subjects, val_step))
-    val_set = None if not parts else parts[0] if len(parts) == 1 else type(parts[0]).concat(parts)
-    return train_set, val_set
+    return train_set, PoseSet.concat(parts) if parts else None
 
 
 def load_test(config: TrainConfig) -> Any | None:
