@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from gridconv_core import KernelScale, build_model
 from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, resolve_amp
 from gridconv_core.gridconv import DGridConv, tap_sources
-from gridconv_core.layout import atomic_write_text
+from gridconv_core.io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from bench_model import flops_per_pose, machine, swapped, unfold_convolve  # the authors' layer, kept here
 from gridconv_core.io import atomic_write_text
 from gridconv_core.data import h36m_root
-from gridconv_core.layouts import handcrafted
+from gridconv_core.layout_families import handcrafted
 from gridconv_core.model import build_model
 from gridconv_core.train import TrainConfig, load_splits, train
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bench_model import machine
-from gridconv_core.config import GLNConfig
+from gridconv_core.model_config import GLNConfig
 from gridconv_core.data import PoseSet, load_h36m
 from gridconv_core.data.keypoints import fill_missing_joints
 from gridconv_core.evaluate import evaluate

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .layout import GridLayout, LayoutError
+from .sgt import GridLayout, LayoutError
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = ["AutoGrids", "DEFAULT_INIT_SCALE"]

@@ -23,7 +23,7 @@ import torch
 
 from .amp import AMP_MODES
 from .io import atomic_write_bytes, atomic_write_text
-from .layout import GridLayout
+from .sgt import GridLayout
 
 __all__ = ["main", "build_parser", "CliError"]
 
@@ -224,7 +224,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------- layouts
 def cmd_layouts(args: argparse.Namespace) -> None:
-    from .layouts import FAMILIES, get_layout
+    from .layout_families import FAMILIES, get_layout
 
     if args.action == "list":
         width = max(map(len, FAMILIES))

@@ -14,7 +14,7 @@ import networkx as nx
 import torch
 from torch import Tensor
 
-from .layout import GridLayout, neighbour_pairs
+from .sgt import GridLayout, neighbour_pairs
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = ["grid_graph", "skeleton_graph", "adjacency", "compare_graphs", "GraphComparison", "LONG_DISTANCE_HOPS"]

@@ -14,10 +14,10 @@ from torch import Tensor, nn
 
 from .attention import KernelScale, build_attention
 from .autogrids import AutoGrids
-from .config import GLNConfig
+from .model_config import GLNConfig
 from .gridconv import DGridConv
-from .layout import GridLayout, GridTransform, phi, phi_inv
-from .layouts import default_shape, get_layout
+from .sgt import GridLayout, GridTransform, phi, phi_inv
+from .layout_families import default_shape, get_layout
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = ["InputError", "check_pose_input", "GridLiftingNetwork", "build_model"]

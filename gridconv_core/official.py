@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import ConfigError, GLNConfig
+from .model_config import ConfigError, GLNConfig
 from .io import CheckpointError
 from .model import GridLiftingNetwork, build_model
 

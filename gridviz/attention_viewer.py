@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor, nn
 
-from gridconv_core.layout import GridLayout
+from gridconv_core.sgt import GridLayout
 
 from ._common import GridvizError, banner_html, cell_label, choose
 from .figures import attention_figure, attention_variance, update_figure_widget

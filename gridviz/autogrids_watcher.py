@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from gridconv_core.layout import GridLayout, LayoutError
+from gridconv_core.sgt import GridLayout, LayoutError
 from gridconv_core.skeleton import Skeleton, get_skeleton
 
 from ._common import GridvizError, banner_html

@@ -22,9 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from gridconv_core.graph import compare_graphs
-from gridconv_core.layout import GridLayout
-from gridconv_core.skeleton import Skeleton, get_skeleton
+from gridconv_core import GridLayout, Skeleton, compare_graphs, get_skeleton
 
 from ._common import GridvizError, cell_label, template_pose
 
@@ -32,7 +30,10 @@ __all__ = [
     "COLORS",
     "TapVariance",
     "node_positions",
+    "grid_figure",
     "layout_figure",
+    "sprob_array",
+    "sprob_figure",
     "graph_figure",
     "attention_mosaic",
     "attention_variance",
@@ -65,11 +66,14 @@ def _array(x: np.ndarray | Tensor | Sequence[float], name: str) -> np.ndarray:
 
 
 def _base_layout(title: str, **kw: object) -> dict[str, object]:
+    """Shared layout; a constant ``uirevision`` makes plotly.js keep the user's zoom, legend and camera
+    across in-place updates (:func:`update_figure_widget`)."""
     return dict(
         title=dict(text=title, x=0.02, xanchor="left", font=dict(size=15)),
         font=_FONT,
         template="plotly_white",
         margin=dict(l=40, r=20, t=60, b=40),
+        uirevision="gridviz",
         **kw,
     )
 
@@ -96,25 +100,108 @@ def _side_color(sk: Skeleton, j: int) -> str:
     return COLORS["left"] if j in sk.left else COLORS["right"] if j in sk.right else COLORS["centre"]
 
 
-# ---------------------------------------------------------------------- layout (Fig. 2)
-def layout_figure(layout: GridLayout, title: str | None = None) -> go.Figure:
-    """The ``H x P`` grid pose of a layout (paper Fig. 2): joint names per cell, coloured by body side."""
-    sk = layout.skeleton
-    h, p = layout.shape
-    side = np.array([[0.0 if all(j in sk.left for j in c) else 2.0 if all(j in sk.right for j in c) else 1.0
-                      for c in row] for row in layout.cells])
-    names = [[cell_label(c, sk.joint_names) for c in row] for row in layout.cells]
+# ---------------------------------------------------------------------- grids (Fig. 2)
+Cell = int | Sequence[int]
+
+
+def _joints(cell: Cell) -> list[int]:
+    """Joints of one cell: a joint index, a mixture list, or ``-1`` (empty)."""
+    return [j for j in ([cell] if isinstance(cell, (int, np.integer)) else list(cell)) if j != -1]
+
+
+def grid_figure(
+    cells: Sequence[Sequence[Cell]],
+    skeleton: str | Skeleton,
+    title: str = "",
+    changed: Sequence[tuple[int, int]] = (),
+) -> go.Figure:
+    """The grid renderer of every gridviz view: an ``H x P`` table of joint names (paper Fig. 2).
+
+    ``cells`` hold a joint index, a list of indices (a mixture cell) or ``-1`` (empty) and need not
+    form a valid layout (an AutoGrids hard assignment may miss joints, eq. 5). Cells are coloured by
+    body side, row 0 on top; ``changed`` cells get an orange outline.
+    """
+    sk = get_skeleton(skeleton)
+    h, p = len(cells), len(cells[0])
+
+    def side(cell: Cell) -> float:
+        js = _joints(cell)
+        return np.nan if not js else 0.0 if all(j in sk.left for j in js) else 2.0 if all(j in sk.right for j in js) else 1.0
+
     scale = [[0.0, COLORS["left"]], [0.5, COLORS["centre"]], [1.0, COLORS["right"]]]
     fig = go.Figure(go.Heatmap(
-        z=side, text=names, texttemplate="%{text}", textfont=dict(color="white", size=12),
+        z=[[side(c) for c in row] for row in cells], text=[[cell_label(c, sk.joint_names) for c in row] for row in cells],
+        texttemplate="%{text}", textfont=dict(color="white", size=12),
         colorscale=scale, zmin=0, zmax=2, showscale=False, xgap=3, ygap=3,
         hovertemplate="row %{y}, col %{x}<br>%{text}<extra></extra>",
     ))
-    fig.update_layout(**_base_layout(title or f"{layout.name or 'grid layout'} ({h}x{p}, {sk.name})",
-                                     width=100 * p + 120, height=72 * h + 120))
-    fig.update_xaxes(dtick=1, showgrid=False, zeroline=False, title="col", constrain="domain")
+    outline = dict(color="#e8710a", width=4)
+    fig.update_layout(**_base_layout(title, width=100 * p + 120, height=72 * h + 120, shapes=[
+        dict(type="rect", xref="x", yref="y", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5, line=outline)
+        for r, c in changed]))
+    fig.update_xaxes(dtick=1, showgrid=False, zeroline=False, title="col", constrain="domain", range=[-0.5, p - 0.5])
     fig.update_yaxes(dtick=1, showgrid=False, zeroline=False, autorange="reversed", title="row",
                      scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def layout_figure(layout: GridLayout, title: str | None = None) -> go.Figure:
+    """The ``H x P`` grid pose of a layout (paper Fig. 2): joint names per cell, coloured by body side."""
+    h, p = layout.shape
+    return grid_figure(layout.cells, layout.skeleton,
+                       title or f"{layout.name or 'grid layout'} ({h}x{p}, {layout.skeleton.name})")
+
+
+# ---------------------------------------------------------------------- AutoGrids S^prob (eq. 4, Fig. 3 / D)
+_LOG_FLOOR = 1e-4
+
+
+def sprob_array(snapshot: object, shape: tuple[int, int], num_joints: int) -> np.ndarray:
+    """``snapshot`` as a finite float ``(HP, J)`` S^prob array, or :class:`GridvizError` saying what is wrong."""
+    try:
+        arr = np.asarray(snapshot, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GridvizError("S^prob snapshot is not a numeric array") from None
+    expected = (shape[0] * shape[1], num_joints)
+    if arr.shape != expected:
+        raise GridvizError(
+            f"S^prob snapshot has shape {arr.shape}, expected {expected} (HP x J for a {shape[0]}x{shape[1]} grid)"
+        )
+    if not np.isfinite(arr).all():
+        raise GridvizError("S^prob snapshot holds NaN or infinite values")
+    return arr
+
+
+def sprob_figure(
+    snapshot: np.ndarray | Sequence[Sequence[float]],
+    shape: tuple[int, int],
+    skeleton: str | Skeleton,
+    epoch: int | None = None,
+    log: bool = False,
+) -> go.Figure:
+    """Heatmap of one S^prob snapshot ``(HP, J)`` (eq. 4): rows are cells ``(r,c)``, columns joints.
+
+    The colour axis is fixed (``[0, 1]``, or log10 floored at 1e-4) so that epochs compare. Raises
+    :class:`GridvizError` for a snapshot of the wrong shape or with non-finite values.
+    """
+    sk = get_skeleton(skeleton)
+    arr = sprob_array(snapshot, shape, sk.num_joints)
+    fig = go.Figure(go.Heatmap(
+        z=np.log10(np.maximum(arr, _LOG_FLOOR)) if log else arr,
+        zmin=float(np.log10(_LOG_FLOOR)) if log else 0.0, zmax=0.0 if log else 1.0,
+        x=list(sk.joint_names), y=[f"({r},{c})" for r in range(shape[0]) for c in range(shape[1])],
+        colorscale="Viridis", colorbar={"title": {"text": "log10 p" if log else "p"}},
+        hovertemplate="cell %{y}<br>joint %{x}<br>value %{z:.3f}<extra></extra>",
+    ))
+    title = ("log10 " if log else "") + "S<sup>prob</sup>" + ("" if epoch is None else f" at epoch {epoch}")
+    fig.update_layout(
+        title={"text": title}, uirevision="gridviz",
+        xaxis={"title": "joint", "tickangle": -45},
+        yaxis={"title": "grid cell (row, col)", "autorange": "reversed"},
+        height=max(360, 18 * shape[0] * shape[1] + 140),
+        width=640,
+        margin={"l": 80, "r": 20, "t": 50, "b": 90},
+    )
     return fig
 
 
@@ -397,8 +484,21 @@ def metric_bar_figure(
 
 
 def update_figure_widget(widget: go.FigureWidget, fig: go.Figure) -> None:
-    """Replace a ``FigureWidget``'s traces and layout with those of ``fig`` in one front-end update."""
+    """Make ``widget`` show ``fig`` in place, as one front-end message.
+
+    With the same trace types, every trace keeps its identity and only the properties that differ
+    are sent (else the traces are replaced); the layout is merged the same way. Once the widget
+    shows a figure, 3D cameras are left to the user: a rotated scene stays rotated (the figures'
+    constant ``uirevision`` keeps the rest of the user's view in plotly.js).
+    """
+    layout = fig.layout.to_plotly_json()
     with widget.batch_update():
-        widget.data = []
-        widget.add_traces(list(fig.data))
-        widget.layout = fig.layout
+        if widget.data and [t.type for t in widget.data] == [t.type for t in fig.data]:
+            for old, new in zip(widget.data, fig.data):
+                old.update({k: v for k, v in new.to_plotly_json().items() if k not in ("type", "uid")})
+            for key in [k for k in layout if k.startswith("scene")]:
+                layout[key] = {k: v for k, v in layout[key].items() if k != "camera"}
+        else:
+            widget.data = []
+            widget.add_traces(list(fig.data))
+        widget.layout.update(layout)

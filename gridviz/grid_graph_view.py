@@ -7,7 +7,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from gridconv_core.graph import compare_graphs
-from gridconv_core.layout import GridLayout
+from gridconv_core.sgt import GridLayout
 
 from ._common import GridvizError, banner_html
 from .figures import graph_figure, update_figure_widget

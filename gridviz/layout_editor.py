@@ -14,7 +14,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from gridconv_core.layout import GridLayout, LayoutError
+from gridconv_core.sgt import GridLayout, LayoutError
 from gridconv_core.skeleton import SKELETONS, get_skeleton
 
 from ._common import cell_label, template_pose

@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from gridconv_core import layouts
+from gridconv_core import layout_families
 from gridconv_core.autogrids import AutoGrids
-from gridconv_core.layout import LayoutError, phi, phi_inv
+from gridconv_core.sgt import LayoutError, phi, phi_inv
 from gridconv_core.skeleton import H36M17
 
 SHAPE = (5, 5)
 
 
 def test_init_from_layout_and_eval_argmax() -> None:
-    hand = layouts.handcrafted_onehot()
+    hand = layout_families.handcrafted_onehot()
     ag = AutoGrids.from_layout(hand, init_scale=2.0)
     assert ag.s_prob.shape == (25, 17)
     assert torch.equal(ag.s_prob.detach(), torch.from_numpy(2.0 * hand.to_onehot()))
@@ -32,8 +32,8 @@ def test_init_from_layout_and_eval_argmax() -> None:
 
 def test_noise_resamples_only_in_training_with_noise_on() -> None:
     torch.manual_seed(0)
-    ag = AutoGrids.from_layout(layouts.handcrafted_onehot(), init_scale=1.0)
-    prior = torch.from_numpy(layouts.handcrafted_onehot().to_onehot())
+    ag = AutoGrids.from_layout(layout_families.handcrafted_onehot(), init_scale=1.0)
+    prior = torch.from_numpy(layout_families.handcrafted_onehot().to_onehot())
     noisy = ag()
     assert ((noisy.detach() - prior).abs().sum(dim=1) > 0).any()  # scale 1: Gumbel noise moves cells
     assert torch.equal(noisy.detach().sum(dim=1), torch.ones(25))  # still one joint per cell

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gridconv_core import layouts
+from gridconv_core import layout_families
 from gridconv_core.baselines import (
     GraphBaseline, GridCellBaseline, LocallyConnected, SemGraphConv, SimpleBaseline, baseline_adjacency,
     build_baseline, cell_adjacency,
 )
-from gridconv_core.config import ConfigError, GLNConfig
+from gridconv_core.model_config import ConfigError, GLNConfig
 from gridconv_core.model import InputError, build_model
 from gridconv_core.graph import adjacency, grid_graph, skeleton_graph
 
@@ -64,7 +64,7 @@ def test_graph_masks_are_respected(layer_type, graph: str) -> None:
     torch.manual_seed(0)
     adj = {
         "skeleton": lambda: SKELETON_ADJ,
-        "grid": lambda: adjacency(grid_graph(layouts.handcrafted()), J),
+        "grid": lambda: adjacency(grid_graph(layout_families.handcrafted()), J),
         "grid_cells": lambda: cell_adjacency((5, 5)),
         "grid_cells4": lambda: cell_adjacency((5, 5), 4),
     }[graph]()
@@ -99,20 +99,20 @@ def test_grid_cells_layer_ignores_a_non_neighbouring_cell(neighbours: int, reach
 def test_grid_cells_network_runs_on_cells_and_averages_replicas() -> None:
     torch.manual_seed(0)
     net = build_baseline(config("lcn", graph="grid_cells"), "h36m17").eval()
-    assert isinstance(net, GridCellBaseline) and net.grid_layout() == layouts.handcrafted()
+    assert isinstance(net, GridCellBaseline) and net.grid_layout() == layout_families.handcrafted()
     first = net.net.input.layer
     assert first.weight.shape[1:] == (2, 32) and first.bias.shape == (25, 32)  # one node per cell
     # Spine fills the whole top row: its output is the mean of those five cells (eq. 11-12).
     x = torch.randn(4, J, 2)
     cells = net.net(net.sgt(x).flatten(2).transpose(1, 2))
-    spine = layouts.handcrafted().skeleton.joint_names.index("Spine")
+    spine = layout_families.handcrafted().skeleton.joint_names.index("Spine")
     torch.testing.assert_close(net(x)[:, spine], cells[:, :5].mean(dim=1))
 
 
 def test_grid_graph_differs_from_skeleton_graph() -> None:
     sk = build_baseline(config("semgcn"), "h36m17")
     grid = build_baseline(config("semgcn", graph="grid"), "h36m17")
-    grid_adj = adjacency(grid_graph(layouts.handcrafted()), J)
+    grid_adj = adjacency(grid_graph(layout_families.handcrafted()), J)
     assert grid_adj.sum() > SKELETON_ADJ.sum()
     extra_edges = int(grid_adj.sum() - SKELETON_ADJ.sum())
     assert n_params(grid) - n_params(sk) == (2 + 2 * 1) * extra_edges  # one weight per edge in each of 4 layers
@@ -144,7 +144,7 @@ def test_parameter_counts_from_formulas() -> None:
 def test_grid_cells_parameter_counts_from_formulas(sgt: str, shape: tuple[int, int] | None, graph: str) -> None:
     c, b = 16, 2
     cfg = lambda model: config(model, channels=c, num_blocks=b, graph=graph, sgt=sgt)  # noqa: E731
-    h, p = shape or layouts.get_layout(sgt, "h36m17").shape
+    h, p = shape or layout_families.get_layout(sgt, "h36m17").shape
     n = h * p  # nodes = grid cells
     edges = 2 * (h * (p - 1) + (h - 1) * p) + n  # 4-neighbourhood nonzeros (both directions) + self loops
     if graph == "grid_cells":
@@ -180,7 +180,7 @@ def test_build_model_grid_cells_for_any_layout(model: str, skeleton: str, spec: 
     cfg = GLNConfig(model=model, graph="grid_cells", skeleton=skeleton, channels=8, num_blocks=1, **spec)
     net = build_model(cfg)
     init = spec["autogrids_init"] if spec["sgt"] == "autogrids" else spec["sgt"]
-    layout = layouts.get_layout(init, skeleton, spec.get("grid_shape"))
+    layout = layout_families.get_layout(init, skeleton, spec.get("grid_shape"))
     assert isinstance(net, GridCellBaseline) and net.grid_layout() == layout and net.config == cfg
     assert torch.equal(baseline_adjacency(cfg, skeleton), cell_adjacency(layout.shape, 8))
     j = net.skeleton.num_joints

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gridconv_core.cli import main
-from gridconv_core.layouts import handcrafted
+from gridconv_core.layout_families import handcrafted
 
 TINY = ["model.channels=16", "model.num_blocks=1", "synthetic_train=200", "synthetic_val=50",
         "synthetic_test=60", "batch_size=50", "epochs=1", "progress=false", "device=\"cpu\"", "name=tiny"]

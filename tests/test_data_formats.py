@@ -390,7 +390,7 @@ def test_detection_files_are_a_training_and_evaluation_source(tmp_path, capture,
 
 
 def test_detection_source_errors(tmp_path, capture):
-    from gridconv_core.config import ConfigError
+    from gridconv_core.model_config import ConfigError
     from gridconv_core.data import load_h36m
     from gridconv_core.train import TrainConfig
 

@@ -162,7 +162,7 @@ def test_report_names_the_filled_input_joints() -> None:
 @pytest.mark.slow
 def test_filled_missing_joints_score_like_the_full_input(h36m_dir) -> None:
     """Issue 7 part 5 on real data: S9 without Spine and Nose; filled input ~ full input, zeros are far worse."""
-    from gridconv_core.config import GLNConfig
+    from gridconv_core.model_config import GLNConfig
     from gridconv_core.data import load_h36m
     from gridconv_core.data.keypoints import fill_missing_joints
     from gridconv_core.model import build_model

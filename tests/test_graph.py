@@ -5,9 +5,9 @@ import networkx as nx
 import pytest
 import torch
 
-from gridconv_core import layouts
+from gridconv_core import layout_families
 from gridconv_core.graph import adjacency, compare_graphs, grid_graph, skeleton_graph
-from gridconv_core.layout import GridLayout
+from gridconv_core.sgt import GridLayout
 from gridconv_core.skeleton import H36M17
 
 
@@ -18,7 +18,7 @@ def test_skeleton_graph_is_the_kinematic_tree() -> None:
 
 
 def test_handcrafted_graph_keeps_every_skeleton_edge() -> None:
-    graph = grid_graph(layouts.handcrafted())
+    graph = grid_graph(layout_families.handcrafted())
     kept = {tuple(sorted(e)) for e in graph.edges if graph.edges[e]["kind"] == "kept"}
     assert kept == {tuple(sorted(e)) for e in H36M17.edges}
     assert graph.graph["lost"] == ()
@@ -38,7 +38,7 @@ def test_mixture_cell_links_its_joints() -> None:
 
 
 def test_lost_edges_and_long_distance_edges() -> None:
-    shuffled = layouts.global_shuffle(layouts.handcrafted(), 0)
+    shuffled = layout_families.global_shuffle(layout_families.handcrafted(), 0)
     summary = compare_graphs(shuffled)
     assert summary.lost == shuffled.topology().broken and summary.lost
     skel = skeleton_graph("h36m17")
@@ -50,8 +50,8 @@ def test_lost_edges_and_long_distance_edges() -> None:
 
 
 def test_compare_handcrafted_against_learnt_prior() -> None:
-    hand = compare_graphs(layouts.handcrafted())
-    learnt = compare_graphs(layouts.official_prior("learnt_type3"))
+    hand = compare_graphs(layout_families.handcrafted())
+    learnt = compare_graphs(layout_families.official_prior("learnt_type3"))
     assert len(hand.kept) == 16 and not hand.lost
     assert len(learnt.kept) < 16 and learnt.lost  # Fig. 6: learnt patterns keep fewer skeleton edges
     assert len(learnt.long_distance) > 0  # ... and add long-distance edges (e.g. head to knee)
@@ -59,7 +59,7 @@ def test_compare_handcrafted_against_learnt_prior() -> None:
 
 
 def test_diagonal_and_wrap_add_edges() -> None:
-    hand = layouts.handcrafted()
+    hand = layout_families.handcrafted()
     base = grid_graph(hand).number_of_edges()
     assert grid_graph(hand, diagonal=True).number_of_edges() > base
     assert grid_graph(hand, wrap=True).number_of_edges() > base

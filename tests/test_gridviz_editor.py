@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from gridconv_core.layout import GridLayout, LayoutError
+from gridconv_core.sgt import GridLayout, LayoutError
 from gridconv_core.skeleton import get_skeleton
 from gridviz import LayoutEditor
 from gridviz._common import template_pose

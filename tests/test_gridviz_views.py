@@ -7,7 +7,7 @@ import torch
 
 from gridconv_core.data.poseset import PoseSet
 from gridconv_core.graph import compare_graphs
-from gridconv_core.layouts import global_shuffle, handcrafted, official_prior
+from gridconv_core.layout_families import global_shuffle, handcrafted, official_prior
 from gridconv_core.skeleton import H36M17
 from gridviz._common import GridvizError
 from gridviz.attention_viewer import AttentionViewer, compute_attention
@@ -162,7 +162,7 @@ def test_attention_figure_rejects_bad_maps_with_a_clear_error():
 
 @pytest.fixture(scope="module")
 def dgridconv():
-    from gridconv_core.config import GLNConfig
+    from gridconv_core.model_config import GLNConfig
     from gridconv_core.model import build_model
 
     torch.manual_seed(0)
@@ -220,7 +220,7 @@ def test_attention_viewer_shows_wrong_inputs_in_the_widget(dgridconv):
 
 
 def test_attention_viewer_explains_a_model_without_attention():
-    from gridconv_core.config import GLNConfig
+    from gridconv_core.model_config import GLNConfig
     from gridconv_core.model import build_model
 
     vanilla = build_model(GLNConfig(model="gridconv", channels=16))

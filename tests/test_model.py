@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from gridconv_core import ConfigError, GLNConfig, InputError, build_model, layouts
-from gridconv_core.layout import phi_inv
-from gridconv_core.layouts import get_layout
+from gridconv_core import ConfigError, GLNConfig, InputError, build_model, layout_families
+from gridconv_core.sgt import phi_inv
+from gridconv_core.layout_families import get_layout
 
 TINY = dict(channels=8, num_blocks=1)
 
@@ -117,4 +117,4 @@ def test_autogrids_starts_from_the_prior_on_5x5_h36m17_and_at_random_elsewhere(o
     assert model.grid_shape == shape
     assert config.autogrids_start() == ("standard" if not overrides else "random")
     if not overrides:
-        assert model.grid_layout().cells == layouts.official_prior("standard").cells
+        assert model.grid_layout().cells == layout_families.official_prior("standard").cells

@@ -23,8 +23,8 @@ import networkx as nx
 from torch import Tensor, nn
 
 from ..graph import adjacency, grid_graph, skeleton_graph
-from ..layout import GridLayout, GridTransform, neighbour_pairs
-from ..layouts import get_layout
+from ..sgt import GridLayout, GridTransform, neighbour_pairs
+from ..layout_families import get_layout
 from ..skeleton import Skeleton, get_skeleton
 from .lcn import LocallyConnected
 from .sem_graph_conv import SemGraphConv

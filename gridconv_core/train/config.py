@@ -1,6 +1,6 @@
 """Training configuration (paper 4.2 and A.3): data, optimisation, schedules, run folder.
 
-A :class:`TrainConfig` holds the model's :class:`~gridconv_core.config.GLNConfig` (field ``model``)
+A :class:`TrainConfig` holds the model's :class:`~gridconv_core.model_config.GLNConfig` (field ``model``)
 and everything else a run needs. It round-trips through JSON and accepts dotted overrides such as
 ``model.sgt=autogrids`` or ``epochs=3`` (see :meth:`TrainConfig.with_overrides`).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..amp import AMP_MODES  # "auto": bf16 where the hardware has it (gridconv_core.amp)
-from ..config import ConfigError, GLNConfig, JsonConfig
+from ..model_config import ConfigError, GLNConfig, JsonConfig
 from ..data.h36m import DataError, detection_path
 
 __all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "RECIPE_FIELDS", "parse_override", "default_config_path",

@@ -16,7 +16,7 @@ def cell(r: int, c: int) -> str:
 @pytest.fixture(scope="module")
 def editor_page(lab_notebook: LabNotebook) -> LabNotebook:
     lab_notebook.run_notebook_cells([
-        "from gridconv_core.layout import GridLayout\nfrom gridviz import LayoutEditor",
+        "from gridconv_core.sgt import GridLayout\nfrom gridviz import LayoutEditor",
         f"START = GridLayout.from_rows({START}, 'h36m17', name='handcrafted')\neditor = LayoutEditor(START)\neditor",
     ])
     lab_notebook.page.locator(cell(4, 4)).wait_for()

@@ -11,8 +11,8 @@ POSES = ".gridviz-pose-viewer"
 
 CELLS = [
     "import numpy as np, torch\n"
-    "from gridconv_core.config import GLNConfig\nfrom gridconv_core.model import build_model\n"
-    "from gridconv_core.data.generator import generate_poses\nfrom gridconv_core.layouts import handcrafted\n"
+    "from gridconv_core.model_config import GLNConfig\nfrom gridconv_core.model import build_model\n"
+    "from gridconv_core.data.generator import generate_poses\nfrom gridconv_core.layout_families import handcrafted\n"
     "from gridviz import AttentionViewer, GridGraphView, LayoutEditor, PoseViewer",
     "editor = LayoutEditor(handcrafted())\nview = GridGraphView()\nview.link(editor)\nview",
     "torch.manual_seed(0)\nmodel = build_model(GLNConfig(channels=16))\nposes = generate_poses(12, seed=0)\n"

@@ -1,6 +1,6 @@
 """Layout families for the Semantic Grid Transformation (paper section 3.2, Table B, Table 6).
 
-Every function returns a validated :class:`~gridconv_core.layout.GridLayout`:
+Every function returns a validated :class:`~gridconv_core.sgt.GridLayout`:
 
 * :func:`handcrafted` - the official 5x5 for Human3.6M-17 (facts 2.2) and our 7x5 for
   Human3.6M-32 (Table 6); :func:`handcrafted_onehot` - its one-hot form (eq. 3).
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import GridLayout, LayoutError
+from .sgt import GridLayout, LayoutError
 from .skeleton import Skeleton, get_skeleton, register_skeleton
 
 __all__ = [

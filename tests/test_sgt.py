@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gridconv_core import H36M17, SKELETONS, GridLayout, GridTransform, LayoutError, get_skeleton
-from gridconv_core.layout import neighbour_pairs, phi, phi_inv
+from gridconv_core.sgt import neighbour_pairs, phi, phi_inv
 
 OFFICIAL_5X5 = [
     [7, 7, 7, 7, 7],

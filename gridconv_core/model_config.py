@@ -63,7 +63,7 @@ C = TypeVar("C", bound=JsonConfig)
 class GLNConfig(JsonConfig):
     """Model configuration (see the module doc for the paper's defaults).
 
-    ``sgt`` is a layout spec for :func:`gridconv_core.layouts.get_layout` or ``"autogrids"``;
+    ``sgt`` is a layout spec for :func:`gridconv_core.layout_families.get_layout` or ``"autogrids"``;
     ``autogrids_init`` is a layout spec, ``"random"``, or ``"prior"`` (default: the official
     ``standard`` prior for H36M-17 on 5x5, random scores otherwise, as in paper 4.2 / the official
     code); ``grid_shape`` ``None`` takes the layout's. ``autogrids_init_scale`` is the logit margin ``m`` of
