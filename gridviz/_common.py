@@ -1,14 +1,13 @@
-"""Helpers shared by every gridviz widget: the error type, HTML banners and skeleton templates."""
+"""Helpers shared by every gridviz widget: the error type, HTML banners, choices and skeleton templates."""
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
 from typing import Any
 
-import ipywidgets as widgets
 import numpy as np
 
-from gridconv_core.skeleton import Skeleton, get_skeleton
+from gridconv_core import Skeleton, get_skeleton
 
 __all__ = ["GridvizError", "banner_html", "choose", "template_pose", "cell_label"]
 
@@ -36,12 +35,11 @@ def banner_html(title: str, lines: Sequence[str] = (), kind: str = "error", test
     )
 
 
-def choose(control: widgets.ValueWidget, value: Any, what: str) -> None:
-    """Set a selection widget (Dropdown, ToggleButtons) to ``value``; an unknown one raises :class:`GridvizError`."""
-    choices = [o[1] if isinstance(o, tuple) else o for o in control.options]
+def choose(value: Any, choices: Sequence[Any], what: str) -> Any:
+    """``value`` when it is one of ``choices`` (a trait validator's check); else :class:`GridvizError`."""
     if value not in choices:
         raise GridvizError(f"unknown {what} {value!r}; choose from {', '.join(map(repr, choices))}")
-    control.value = value
+    return value
 
 
 def cell_label(cell: int | Sequence[int], joint_names: Sequence[str]) -> str:

@@ -8,12 +8,13 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 import torch
+import traitlets
 from torch import Tensor, nn
 
-from gridconv_core.sgt import GridLayout
+from gridconv_core import GridLayout
 
 from ._common import GridvizError, banner_html, cell_label, choose
-from .figures import attention_figure, attention_variance, update_figure_widget
+from .figures import TapVariance, attention_figure, attention_variance, update_figure_widget
 
 __all__ = ["AttentionViewer", "compute_attention"]
 
@@ -49,25 +50,32 @@ def compute_attention(model: nn.Module, inputs: np.ndarray | Tensor) -> dict[str
     return {name: m.detach().float().cpu().numpy() for name, m in maps.items()}
 
 
-class AttentionViewer:
+class AttentionViewer(widgets.VBox):
     """Browse a D-GridConv model's kernel attentions: a mosaic of each grid cell's ``K x K`` weights.
 
-    Choose the layer, the sample, and a mode: one sample, the difference between two samples
-    (Fig. E), or the variance across all samples with the most varied taps boxed and ranked
-    (Figs. F, G). A model without attention or inputs of the wrong shape give a visible banner.
-    ``labels`` names the samples (e.g. their actions). :attr:`widget` is the ipywidgets box.
+    Choose the :attr:`layer`, the :attr:`sample`, and a :attr:`mode`: one sample, the difference
+    between two samples (Fig. E, :attr:`minus` is subtracted), or the variance across all samples
+    with the most varied taps boxed and ranked (Figs. F, G; :attr:`ranked`). A model without
+    attention or inputs of the wrong shape give a visible banner. ``labels`` names the samples.
     """
+
+    layer = traitlets.Unicode(None, allow_none=True, help="the D-GridConv layer shown (None without maps)")
+    mode = traitlets.Unicode("sample", help="'sample', 'difference' or 'variance'")
+    sample = traitlets.Int(None, allow_none=True, help="the sample shown (A)")
+    minus = traitlets.Int(None, allow_none=True, help="the sample subtracted in difference mode (B)")
+
+    _MODES = (("one sample", "sample"), ("difference A − B", "difference"), ("variance", "variance"))
 
     def __init__(self, model: nn.Module, inputs: np.ndarray | Tensor, labels: Sequence[str] | None = None,
                  top: int = 9) -> None:
         self.model = model
         self.top = top
         self.maps: dict[str, np.ndarray] = {}
+        self.ranked: list[TapVariance] = []
         self._labels: list[str] = []
+        self._held = False
         self._layer = widgets.Dropdown(description="layer", layout=widgets.Layout(width="300px"))
-        self._mode = widgets.ToggleButtons(
-            options=[("one sample", "sample"), ("difference A − B", "difference"), ("variance", "variance")],
-            style={"button_width": "130px"})
+        self._mode = widgets.ToggleButtons(options=self._MODES, style={"button_width": "130px"})
         self._sample = widgets.Dropdown(description="sample A", layout=widgets.Layout(width="260px"))
         self._minus = widgets.Dropdown(description="sample B", layout=widgets.Layout(width="260px"))
         self._banner = widgets.HTML()
@@ -75,17 +83,15 @@ class AttentionViewer:
         self.figure = go.FigureWidget()
         self._drawing = widgets.HBox([self.figure, self._ranking],
                                      layout=widgets.Layout(align_items="flex-start", display="none"))
-        self.widget = widgets.VBox([
+        super().__init__([
             widgets.HBox([self._layer, self._mode]), widgets.HBox([self._sample, self._minus]), self._banner,
             self._drawing,
         ])
-        self.widget.add_class("gridviz-attention-viewer")
-        for control in (self._layer, self._mode, self._sample, self._minus):
-            control.observe(self._redraw, "value")
+        self.add_class("gridviz-attention-viewer")
+        for name, control in (("layer", self._layer), ("mode", self._mode), ("sample", self._sample),
+                              ("minus", self._minus)):
+            traitlets.link((self, name), (control, "value"))
         self.set_inputs(inputs, labels)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # ------------------------------------------------------------------ public state
     def set_inputs(self, inputs: np.ndarray | Tensor, labels: Sequence[str] | None = None) -> None:
@@ -95,7 +101,8 @@ class AttentionViewer:
             if labels is not None and len(labels) != next(iter(maps.values())).shape[0]:
                 raise GridvizError(f"{len(labels)} labels for {next(iter(maps.values())).shape[0]} input samples")
         except GridvizError as err:
-            self.maps = {}
+            self.maps, self.ranked, self._labels = {}, [], []
+            self._layer.options = self._sample.options = self._minus.options = []
             self._banner.value = banner_html("No attention maps to show", [str(err)])
             self._ranking.value = ""
             update_figure_widget(self.figure, go.Figure())
@@ -105,68 +112,48 @@ class AttentionViewer:
             return
         b = next(iter(maps.values())).shape[0]
         self._labels = [f"#{i} {labels[i]}" if labels is not None else f"#{i}" for i in range(b)]
-        self.maps = {}  # silences redraws while the controls are rebuilt
-        layer = self._layer.value if self._layer.value in maps else next(iter(maps))
-        self._layer.options = list(maps)
-        self._layer.value = layer
-        self._sample.options = [(t, i) for i, t in enumerate(self._labels)]
-        self._minus.options = [(t, i) for i, t in enumerate(self._labels)]
-        self._sample.value, self._minus.value = 0, min(1, b - 1)
-        self.maps = maps
+        choices = [(t, i) for i, t in enumerate(self._labels)]
+        layer = self.layer if self.layer in maps else next(iter(maps))
+        self._held = True  # one drawing for the whole rebuild
+        try:
+            self.maps = maps
+            self._layer.options, self._sample.options, self._minus.options = list(maps), choices, choices
+            self.layer, self.sample, self.minus = layer, 0, min(1, b - 1)
+        finally:
+            self._held = False
         self._layer.disabled = self._mode.disabled = False
         self._redraw()
 
-    @property
-    def layer(self) -> str:
-        return str(self._layer.value)
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict[str, Any]) -> str | None:
+        return choose(proposal["value"], list(self.maps) or [None], "layer")
 
-    @layer.setter
-    def layer(self, name: str) -> None:
-        choose(self._layer, name, "layer")
+    @traitlets.validate("mode")
+    def _valid_mode(self, proposal: dict[str, Any]) -> str:
+        return str(choose(proposal["value"], [m for _, m in self._MODES], "mode"))
 
-    @property
-    def mode(self) -> str:
-        """``"sample"``, ``"difference"`` or ``"variance"``."""
-        return str(self._mode.value)
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        choose(self._mode, value, "mode")
-
-    @property
-    def sample(self) -> int:
-        return int(self._sample.value)
-
-    @sample.setter
-    def sample(self, index: int) -> None:
-        self._sample.value = self._checked(index)
-
-    @property
-    def minus(self) -> int:
-        """The sample subtracted in difference mode."""
-        return int(self._minus.value)
-
-    @minus.setter
-    def minus(self, index: int) -> None:
-        self._minus.value = self._checked(index)
+    @traitlets.validate("sample", "minus")
+    def _valid_sample(self, proposal: dict[str, Any]) -> int | None:
+        index = proposal["value"]
+        if index is None and not self._labels:
+            return None
+        if index is None or not 0 <= index < len(self._labels):
+            raise GridvizError(f"sample {index} out of range 0..{len(self._labels) - 1}")
+        return index
 
     @property
     def message(self) -> str:
         """The banner's HTML (empty when the maps are shown)."""
         return self._banner.value
 
-    def _checked(self, index: int) -> int:
-        if not 0 <= index < len(self._labels):
-            raise GridvizError(f"sample {index} out of range 0..{len(self._labels) - 1}")
-        return index
-
     # ------------------------------------------------------------------ drawing
-    def _layout(self) -> GridLayout | None:
+    def _grid_layout(self) -> GridLayout | None:
         grid_layout = getattr(self.model, "grid_layout", None)
         return grid_layout() if callable(grid_layout) else None
 
+    @traitlets.observe("layer", "mode", "sample", "minus")
     def _redraw(self, _change: dict[str, Any] | None = None) -> None:
-        if not self.maps or self._layer.value is None:
+        if self._held or self.layer not in self.maps:
             return
         maps = self.maps[self.layer]
         self._minus.disabled = self.mode != "difference"
@@ -174,13 +161,13 @@ class AttentionViewer:
         notes = []
         if maps.shape[0] < 2 and self.mode != "sample":
             notes.append("difference and variance need at least two input samples")
-        ranked = attention_variance(maps, self.top) if maps.shape[0] > 1 else []
+        self.ranked = attention_variance(maps, self.top) if maps.shape[0] > 1 else []
         mode = self.mode if maps.shape[0] > 1 else "sample"
-        layout = self._layout()
+        layout = self._grid_layout()
         try:
             fig = attention_figure(
                 maps, sample=self.sample, minus=self.minus, mode=mode, layout=layout,
-                highlight=ranked if mode == "variance" else (),
+                highlight=self.ranked if mode == "variance" else (),
                 title=f"{self.layer}: " + {"sample": self._labels[self.sample],
                                            "difference": f"{self._labels[self.sample]} − {self._labels[self.minus]}",
                                            "variance": f"variance across {maps.shape[0]} samples"}[mode])
@@ -196,8 +183,8 @@ class AttentionViewer:
             f"{cell_label(layout.cells[t.row][t.col], layout.skeleton.joint_names) if layout is not None else ''}</td>"
             f"<td>({t.tap_row - half:+d},{t.tap_col - half:+d})</td>"
             f"<td style='text-align:right'>{t.variance:.2e}</td></tr>"
-            for i, t in enumerate(ranked))
+            for i, t in enumerate(self.ranked))
         self._ranking.value = (
             "<div data-testid='attention-ranking' style='font:12px/1.5 system-ui,sans-serif;padding:50px 8px 0 8px'>"
             f"<b>most varied taps across samples</b><table><tr><th>#</th><th>cell</th><th>tap dy,dx</th>"
-            f"<th>variance</th></tr>{rows}</table></div>") if ranked else ""
+            f"<th>variance</th></tr>{rows}</table></div>") if self.ranked else ""

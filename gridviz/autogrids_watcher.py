@@ -1,13 +1,12 @@
 """AutoGrids watcher: the learnt S^prob over training (paper eq. 4-5, Fig. 3 and Fig. D).
 
-``sprob_figure`` draws one ``(HP, J)`` snapshot as a static plotly heatmap (for reports);
-:class:`AutoGridsWatcher` scrubs a whole history with an epoch slider, shows the hard layout of
-the chosen epoch (eq. 5, argmax per cell) with the cells changed since the previous epoch marked,
-and is itself a training callback (``on_epoch_end``) so the view follows a run live.
+:class:`AutoGridsWatcher` scrubs a whole S^prob history with an epoch slider, shows the hard layout
+of the chosen epoch (eq. 5, argmax per cell) with the cells changed since the previous epoch
+outlined, and is itself a training callback (``on_epoch_end``) so the view follows a run live. It
+draws with :func:`gridviz.figures.sprob_figure` and :func:`gridviz.figures.grid_figure`.
 """
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -16,94 +15,27 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 import torch
+import traitlets
 
-from gridconv_core.sgt import GridLayout, LayoutError
-from gridconv_core.skeleton import Skeleton, get_skeleton
+from gridconv_core import GridLayout, LayoutError, Skeleton, get_skeleton
 
 from ._common import GridvizError, banner_html
+from .figures import grid_figure, sprob_array, sprob_figure, update_figure_widget
 
-__all__ = ["AutoGridsWatcher", "sprob_figure"]
-
-_LOG_FLOOR = 1e-4
-
-
-def _cell_labels(shape: tuple[int, int]) -> list[str]:
-    return [f"({r},{c})" for r in range(shape[0]) for c in range(shape[1])]
-
-
-def _heatmap_z(snapshot: np.ndarray, log: bool) -> np.ndarray:
-    """Values drawn for S^prob: the probabilities, or their log10 floored at ``_LOG_FLOOR``."""
-    return np.log10(np.maximum(snapshot, _LOG_FLOOR)) if log else snapshot
-
-
-def _colour_range(log: bool) -> dict[str, Any]:
-    """Fixed colour axis (so epochs compare) and its colour-bar title."""
-    return {"zmin": float(np.log10(_LOG_FLOOR)), "zmax": 0.0} if log else {"zmin": 0.0, "zmax": 1.0}
-
-
-def _title(epoch: int | None, log: bool) -> str:
-    scale = "log10 " if log else ""
-    return f"{scale}S<sup>prob</sup>" + ("" if epoch is None else f" at epoch {epoch}")
-
-
-def _check_snapshot(snapshot: Any, shape: tuple[int, int], num_joints: int) -> np.ndarray:
-    """``snapshot`` as a finite float ``(HP, J)`` array, or :class:`GridvizError` saying what is wrong."""
-    try:
-        arr = np.asarray(snapshot, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise GridvizError("S^prob snapshot is not a numeric array") from None
-    expected = (shape[0] * shape[1], num_joints)
-    if arr.shape != expected:
-        raise GridvizError(
-            f"S^prob snapshot has shape {arr.shape}, expected {expected} (HP x J for a {shape[0]}x{shape[1]} grid)"
-        )
-    if not np.isfinite(arr).all():
-        raise GridvizError("S^prob snapshot holds NaN or infinite values")
-    return arr
-
-
-def sprob_figure(
-    snapshot: np.ndarray | Sequence[Sequence[float]],
-    shape: tuple[int, int],
-    skeleton: str | Skeleton,
-    epoch: int | None = None,
-    log: bool = False,
-) -> go.Figure:
-    """Heatmap of one S^prob snapshot ``(HP, J)`` (eq. 4): rows are cells ``(r,c)``, columns joints.
-
-    Raises :class:`GridvizError` for a snapshot of the wrong shape or with non-finite values.
-    """
-    sk = get_skeleton(skeleton)
-    arr = _check_snapshot(snapshot, shape, sk.num_joints)
-    fig = go.Figure(
-        go.Heatmap(
-            z=_heatmap_z(arr, log),
-            **_colour_range(log),
-            x=list(sk.joint_names),
-            y=_cell_labels(shape),
-            colorscale="Viridis",
-            colorbar={"title": {"text": "log10 p" if log else "p"}},
-            hovertemplate="cell %{y}<br>joint %{x}<br>value %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title={"text": _title(epoch, log)},
-        xaxis={"title": "joint", "tickangle": -45},
-        yaxis={"title": "grid cell (row, col)", "autorange": "reversed"},
-        height=max(360, 18 * shape[0] * shape[1] + 140),
-        width=640,
-        margin={"l": 80, "r": 20, "t": 50, "b": 90},
-    )
-    return fig
+__all__ = ["AutoGridsWatcher"]
 
 
 class AutoGridsWatcher(widgets.VBox):
     """Live S^prob heatmap with an epoch slider, Play button, colour-scale toggle and hard layout.
 
-    Feed it with :meth:`append`, hand :meth:`callback` to a trainer, or build it from a
-    saved history with :meth:`from_history` / :meth:`from_checkpoint`. Bad snapshots never raise:
-    they show a red banner in the widget and are not stored.
+    :attr:`index` is the snapshot shown (the slider) and :attr:`log` the colour scale (the toggle).
+    Feed it with :meth:`append`, hand :meth:`callback` to a trainer, or build it from a saved
+    history with :meth:`from_history` / :meth:`from_checkpoint`. Bad snapshots never raise: they
+    show a red banner in the widget and are not stored.
     """
+
+    index = traitlets.Int(0, help="the snapshot shown (position in history)")
+    log = traitlets.Bool(False, help="log10 colour scale instead of linear")
 
     def __init__(self, shape: tuple[int, int], skeleton: str | Skeleton = "h36m17") -> None:
         self.skeleton = get_skeleton(skeleton)
@@ -115,19 +47,20 @@ class AutoGridsWatcher(widgets.VBox):
                                         continuous_update=True, layout=widgets.Layout(width="420px"))
         self.play = widgets.Play(value=0, min=0, max=0, interval=400, description="play", disabled=True)
         widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.scale = widgets.ToggleButtons(options=["linear", "log"], value="linear", description="colour",
+        self.scale = widgets.ToggleButtons(options=[("linear", False), ("log", True)], description="colour",
                                            style={"button_width": "64px"})
-        self.figure = go.FigureWidget(sprob_figure(np.zeros((self.shape[0] * self.shape[1], self.skeleton.num_joints)),
-                                                   self.shape, self.skeleton))
-        self.figure_box = widgets.Box([self.figure], layout=widgets.Layout(display="none"))  # until a snapshot
-        self.grid = widgets.HTML("<i>Waiting for the first epoch's S<sup>prob</sup>.</i>")
-        self.slider.observe(self._redraw, "value")
-        self.scale.observe(self._redraw, "value")
-        super().__init__(
-            [self.banner, widgets.HBox([self.play, self.slider, self.scale]),
-             widgets.HBox([self.figure_box, self.grid], layout=widgets.Layout(align_items="flex-start"))]
-        )
+        self.figure = go.FigureWidget()
+        self.hard_figure = go.FigureWidget()
+        self.hard_problems = widgets.HTML()
+        self.waiting = widgets.HTML("<i>Waiting for the first epoch's S<sup>prob</sup>.</i>")
+        self.figure_box = widgets.HBox(  # hidden until a snapshot arrives
+            [self.figure, widgets.VBox([self.hard_figure, self.hard_problems])],
+            layout=widgets.Layout(display="none", align_items="flex-start"))
+        super().__init__([self.banner, widgets.HBox([self.play, self.slider, self.scale]), self.waiting,
+                          self.figure_box])
         self.add_class("gridviz-autogrids")
+        traitlets.link((self, "index"), (self.slider, "value"))
+        traitlets.link((self, "log"), (self.scale, "value"))
 
     # ------------------------------------------------------------------ feeding
     @classmethod
@@ -156,7 +89,8 @@ class AutoGridsWatcher(widgets.VBox):
         The grid and skeleton come from the checkpoint's saved layout; an unreadable checkpoint, or
         one without an AutoGrids history, raises ``CheckpointError``.
         """
-        from gridconv_core.train.checkpoint import CheckpointError, load_checkpoint  # the trainer stack, on demand
+        from gridconv_core import CheckpointError
+        from gridconv_core.train import load_checkpoint  # the trainer stack, on demand
 
         state = load_checkpoint(path)
         history = state.get("s_prob_history")
@@ -172,22 +106,22 @@ class AutoGridsWatcher(widgets.VBox):
     def append(self, snapshot: Any, epoch: int | None = None) -> bool:
         """Add one ``(HP, J)`` snapshot and move the slider to it; False (and a banner) when it is malformed."""
         try:
-            arr = _check_snapshot(snapshot, self.shape, self.skeleton.num_joints)
+            arr = sprob_array(snapshot, self.shape, self.skeleton.num_joints)
         except GridvizError as err:
             self._show_error(str(err))
             return False
         self.history.append(arr)
         self.epochs.append(len(self.epochs) + 1 if epoch is None else int(epoch))
         last = len(self.history) - 1
-        with self.slider.hold_trait_notifications():
-            self.slider.max = self.play.max = last
-            self.slider.disabled = self.play.disabled = False
+        self.slider.max = self.play.max = last
+        self.slider.disabled = self.play.disabled = False
         self.banner.value = ""
+        self.waiting.layout.display = "none"
         self.figure_box.layout.display = "flex"
-        if self.slider.value == last:
+        if self.index == last:
             self._redraw()
         else:
-            self.slider.value = last
+            self.index = last
         return True
 
     def on_epoch_end(self, metrics: dict[str, Any], model: torch.nn.Module) -> None:
@@ -225,41 +159,17 @@ class AutoGridsWatcher(widgets.VBox):
     def _show_error(self, message: str) -> None:
         self.banner.value = banner_html("AutoGrids watcher: bad S^prob data", [message], testid="autogrids-error")
 
+    @traitlets.observe("index", "log")
     def _redraw(self, _change: Any = None) -> None:
         if not self.history:
             return
-        index = self.slider.value
-        log = self.scale.value == "log"
-        with self.figure.batch_update():
-            self.figure.data[0].z = _heatmap_z(self.history[index], log)
-            self.figure.data[0].update(_colour_range(log))
-            self.figure.data[0].colorbar.title.text = "log10 p" if log else "p"
-            self.figure.layout.title.text = _title(self.epochs[index], log)
-        self.grid.value = self._grid_html(index)
-
-    def _grid_html(self, index: int) -> str:
-        """The hard layout as an HTML table; changed cells are outlined in orange."""
-        names = self.skeleton.joint_names
-        hard = self.hard_layout(index)
-        changed = set(self.changed_cells(index))
-        rows = []
-        for r, row in enumerate(hard):
-            tds = []
-            for c, j in enumerate(row):
-                mark = "background:#fff3c4;border:2px solid #e8710a;" if (r, c) in changed else "border:1px solid #b8c2cc;"
-                tds.append(
-                    f"<td data-testid='hard-cell-{r}-{c}' style='{mark}padding:3px 4px;text-align:center;"
-                    f"min-width:44px'>{html.escape(names[j])}</td>"
-                )
-            rows.append("<tr>" + "".join(tds) + "</tr>")
+        index, epoch = self.index, self.epochs[self.index]
+        update_figure_widget(self.figure, sprob_figure(self.history[index], self.shape, self.skeleton, epoch, self.log))
+        hard, changed = self.hard_layout(index), self.changed_cells(index)
+        title = (f"Hard layout, epoch {epoch}<br><sup>{len(changed)} cell{'s' if len(changed) != 1 else ''} changed"
+                 " since the previous epoch</sup>")
+        update_figure_widget(self.hard_figure, grid_figure(hard.tolist(), self.skeleton, title, changed))
         problems = GridLayout.check(hard.tolist(), self.skeleton)
-        note = (
+        self.hard_problems.value = (
             banner_html("Hard layout is not a valid SGT", problems, kind="warning", testid="autogrids-hard-problems")
-            if problems else ""
-        )
-        return (
-            f"<div style='font:12px system-ui,sans-serif;margin-top:50px;max-width:460px'><b>Hard layout, epoch {self.epochs[index]}</b>"
-            f" <span data-testid='autogrids-changed'>({len(changed)} cell{'s' if len(changed) != 1 else ''} changed"
-            f" since the previous epoch)</span><table style='border-collapse:separate;border-spacing:3px;margin:6px 0'>"
-            + "".join(rows) + f"</table>{note}</div>"
-        )
+            if problems else "")

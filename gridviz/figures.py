@@ -139,7 +139,7 @@ def grid_figure(
     fig.update_layout(**_base_layout(title, width=100 * p + 120, height=72 * h + 120, shapes=[
         dict(type="rect", xref="x", yref="y", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5, line=outline)
         for r, c in changed]))
-    fig.update_xaxes(dtick=1, showgrid=False, zeroline=False, title="col", constrain="domain", range=[-0.5, p - 0.5])
+    fig.update_xaxes(dtick=1, showgrid=False, zeroline=False, title="col", constrain="domain")
     fig.update_yaxes(dtick=1, showgrid=False, zeroline=False, autorange="reversed", title="row",
                      scaleanchor="x", scaleratio=1)
     return fig
@@ -492,6 +492,8 @@ def update_figure_widget(widget: go.FigureWidget, fig: go.Figure) -> None:
     constant ``uirevision`` keeps the rest of the user's view in plotly.js).
     """
     layout = fig.layout.to_plotly_json()
+    # Lists of layout items are replaced, not merged (an update would keep items the new figure lacks).
+    items = {key: layout.pop(key, []) for key in ("shapes", "annotations", "images")}
     with widget.batch_update():
         if widget.data and [t.type for t in widget.data] == [t.type for t in fig.data]:
             for old, new in zip(widget.data, fig.data):
@@ -502,3 +504,5 @@ def update_figure_widget(widget: go.FigureWidget, fig: go.Figure) -> None:
             widget.data = []
             widget.add_traces(list(fig.data))
         widget.layout.update(layout)
+        for key, value in items.items():
+            widget.layout[key] = value

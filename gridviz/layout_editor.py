@@ -1,8 +1,11 @@
 """Interactive grid-layout editor: the paper's Fig. 2 made editable (section 3.1-3.2, eq. 1-3).
 
 Every edit (swap, replica, clear, resize, skeleton change, undo/redo, load) is a Python method,
-so the editor is fully usable and testable without a browser; the ESM front end only renders the
-synced state and sends new ``cells`` lists (or ``undo``/``redo``/``load_text`` messages).
+so the editor is fully usable and testable without a browser. The ESM front end stays custom
+(anywidget) because editing is HTML5 drag-and-drop between cells and from the joint palette, which
+neither ipywidgets controls nor plotly figures offer. It renders the synced state, derives what it
+can from ``cells`` (shape, empty cells, status, palette counts), keeps the hover highlight to
+itself, and sends new ``cells`` lists or ``undo``/``redo``/``resize``/``load_text``/``download`` messages.
 """
 from __future__ import annotations
 
@@ -14,8 +17,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from gridconv_core.sgt import GridLayout, LayoutError
-from gridconv_core.skeleton import SKELETONS, get_skeleton
+from gridconv_core import SKELETONS, GridLayout, LayoutError, Skeleton, get_skeleton
 
 from ._common import cell_label, template_pose
 
@@ -27,7 +29,7 @@ EMPTY = -1
 _STATIC = Path(__file__).parent / "static"
 _MAX_SIDE = 12
 Rows = list[list[Any]]
-_State = tuple[str, Rows]
+_State = tuple[Skeleton, Rows]
 
 
 def _copy(rows: Sequence[Sequence[Any]]) -> Rows:
@@ -52,45 +54,37 @@ class LayoutEditor(anywidget.AnyWidget):
     _esm = _STATIC / "layout_editor.js"
     _css = _STATIC / "layout_editor.css"
 
+    # The source of truth, edited from both sides.
     cells = traitlets.List().tag(sync=True)
     skeleton_name = traitlets.Unicode("h36m17").tag(sync=True)
-    shape = traitlets.List(traitlets.Int(), [5, 5], minlen=2, maxlen=2).tag(sync=True)
-    skeleton_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    max_side = traitlets.Int(_MAX_SIDE).tag(sync=True)
-    joint_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    template = traitlets.List().tag(sync=True)
-    edges = traitlets.List().tag(sync=True)
-    problems = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    empty_cells = traitlets.List().tag(sync=True)
-    kept_edges = traitlets.List().tag(sync=True)
-    broken_edges = traitlets.List().tag(sync=True)
-    status = traitlets.Unicode().tag(sync=True)
     message = traitlets.Unicode().tag(sync=True)
-    layout_json = traitlets.Unicode().tag(sync=True)
-    hover_joint = traitlets.Int(EMPTY).tag(sync=True)
-    can_undo = traitlets.Bool(False).tag(sync=True)
-    can_redo = traitlets.Bool(False).tag(sync=True)
+    # What the front end needs but cannot compute: the skeleton's definition and the dropdown's
+    # choices (change only with the skeleton), Python's eq. 2-3 verdict on ``cells`` (computed by
+    # gridconv_core, not copied into JS) and the depth of the undo/redo stacks kept here.
+    _skeleton = traitlets.Dict().tag(sync=True)
+    _choices = traitlets.Dict().tag(sync=True)
+    _verdict = traitlets.Dict({"problems": [], "broken": []}).tag(sync=True)
+    _history = traitlets.List(traitlets.Int(), [0, 0]).tag(sync=True)
 
     def __init__(
         self,
         layout: GridLayout | None = None,
-        skeleton: str = "h36m17",
+        skeleton: str | Skeleton = "h36m17",
         shape: tuple[int, int] = (5, 5),
         **kwargs: Any,
     ) -> None:
-        super().__init__(skeleton_options=list(SKELETONS), **kwargs)
+        super().__init__(**kwargs)
         self._undo: list[_State] = []
         self._redo: list[_State] = []
         self._syncing = False
+        self._sk = get_skeleton(skeleton)
         self.observe(self._on_cells_edited, "cells")
-        self.observe(self._on_shape_chosen, "shape")
         self.observe(self._on_skeleton_chosen, "skeleton_name")
         self.on_msg(self._on_frontend_msg)
         if layout is not None:
-            self._apply(layout.skeleton_name, layout.to_dict()["cells"])
+            self._apply(layout.skeleton, layout.to_dict()["cells"])
         else:
-            sk = get_skeleton(skeleton)
-            self._apply(sk.name, _cyclic_rows(sk.num_joints, self._fitting(shape, sk.num_joints)))
+            self._apply(self._sk, _cyclic_rows(self._sk.num_joints, self._fitting(shape, self._sk.num_joints)))
 
     # ------------------------------------------------------------------ results
     @property
@@ -98,12 +92,73 @@ class LayoutEditor(anywidget.AnyWidget):
         """The edited layout; raises :class:`LayoutError` listing the problems while it is invalid."""
         if self.problems:
             raise LayoutError("the edited layout is invalid: " + "; ".join(self.problems))
-        return GridLayout.from_rows(self.cells, self.skeleton_name, name="edited")
+        return GridLayout.from_rows(self.cells, self._sk, name="edited")
 
     @property
     def valid(self) -> bool:
         """True when :attr:`layout` would return a layout."""
         return not self.problems
+
+    # ------------------------------------------------------------------ derived, read-only
+    @property
+    def skeleton(self) -> Skeleton:
+        """The skeleton whose joints the cells hold."""
+        return self._sk
+
+    @property
+    def shape(self) -> list[int]:
+        """``[H, P]`` of the grid."""
+        return [len(self.cells), len(self.cells[0])]
+
+    @property
+    def joint_names(self) -> list[str]:
+        return list(self._sk.joint_names)
+
+    @property
+    def edges(self) -> list[list[int]]:
+        """The skeleton's edges ``[parent, child]``."""
+        return [list(e) for e in self._sk.edges]
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the grid is not a valid SGT (eq. 3 coverage, empty cells); empty when it is."""
+        return list(self._verdict["problems"])
+
+    @property
+    def empty_cells(self) -> list[list[int]]:
+        """``[r, c]`` of every cleared cell."""
+        return [[r, c] for r, row in enumerate(self.cells) for c, cell in enumerate(row) if cell == EMPTY]
+
+    @property
+    def broken_edges(self) -> list[list[int]]:
+        """Skeleton edges whose joints are not grid-adjacent (eq. 2); empty while invalid."""
+        return [list(e) for e in self._verdict["broken"]]
+
+    @property
+    def kept_edges(self) -> list[list[int]]:
+        """Skeleton edges that eq. 2 keeps; empty while invalid."""
+        return [e for e in self.edges if e not in self.broken_edges] if self.valid else []
+
+    @property
+    def status(self) -> str:
+        """One line: invalid with the number of problems, or how many edges eq. 2 keeps."""
+        problems, edges = self.problems, len(self._sk.edges)
+        if problems:
+            return f"Invalid layout: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        return f"Valid layout; eq. 2 keeps {edges - len(self.broken_edges)}/{edges} skeleton edges"
+
+    @property
+    def layout_json(self) -> str:
+        """The layout as JSON, or ``""`` while it is invalid."""
+        return self.layout.to_json(indent=1) if self.valid else ""
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
 
     # ------------------------------------------------------------------ edits
     def swap(self, a: tuple[int, int], b: tuple[int, int]) -> None:
@@ -115,8 +170,8 @@ class LayoutEditor(anywidget.AnyWidget):
 
     def place(self, joint: int, cell: tuple[int, int]) -> None:
         """Put ``joint`` into ``cell``, replacing its content (a palette drop; replicas allowed)."""
-        if not 0 <= joint < len(self.joint_names):
-            raise LayoutError(f"joint {joint} is out of range 0..{len(self.joint_names) - 1} for {self.skeleton_name}")
+        if not 0 <= joint < self._sk.num_joints:
+            raise LayoutError(f"joint {joint} is out of range 0..{self._sk.num_joints - 1} for {self._sk.name}")
         rows = _copy(self.cells)
         r, c = self._check_cell(cell)
         rows[r][c] = int(joint)
@@ -140,14 +195,14 @@ class LayoutEditor(anywidget.AnyWidget):
         self._edit(_copy(rows))
 
     def set_skeleton(self, name: str) -> None:
-        """Switch skeleton; the grid restarts from a row-major fill that fits its joints."""
+        """Switch to a registered skeleton; the grid restarts from a row-major fill that fits its joints."""
         if name not in SKELETONS:
             raise LayoutError(f"unknown skeleton {name!r}; known: {', '.join(SKELETONS)}")
         self.skeleton_name = name
 
     def set_layout(self, layout: GridLayout) -> None:
         """Replace the edited grid by ``layout`` (undoable)."""
-        self._apply(layout.skeleton_name, layout.to_dict()["cells"], previous=(self.skeleton_name, self.cells))
+        self._apply(layout.skeleton, layout.to_dict()["cells"], previous=(self._sk, self.cells))
 
     def undo(self) -> bool:
         """Go back one edit; False when there is nothing to undo."""
@@ -183,27 +238,48 @@ class LayoutEditor(anywidget.AnyWidget):
         return r, c
 
     def _edit(self, rows: Rows) -> None:
-        self._apply(self.skeleton_name, rows, previous=(self.skeleton_name, self.cells))
+        self._apply(self._sk, rows, previous=(self._sk, self.cells))
 
-    def _apply(self, skeleton: str, rows: Rows, previous: _State | None = None) -> None:
-        """Make ``(skeleton, rows)`` the current state; a different ``previous`` goes on the undo stack."""
+    def _apply(self, skeleton: Skeleton, rows: Rows, previous: _State | None = None) -> None:
+        """Make ``(skeleton, rows)`` the current state (a different ``previous`` goes on the undo stack),
+        with its verdict: one trait notification round and one message to the front end."""
         if previous is not None and previous != (skeleton, rows):
             self._undo.append((previous[0], _copy(previous[1])))
             self._redo.clear()
+        problems, broken = self._check(skeleton, rows)
+        options = list(SKELETONS) + ([] if skeleton.name in SKELETONS else [skeleton.name])
         self._syncing = True
         try:
-            with self.hold_trait_notifications():
-                self.skeleton_name = skeleton
+            with self.hold_sync(), self.hold_trait_notifications():
+                if skeleton != self._sk or not self._skeleton:
+                    self._sk = skeleton
+                    self._skeleton = {"joint_names": list(skeleton.joint_names), "edges": [list(e) for e in skeleton.edges],
+                                      "template": [[round(float(v), 3) for v in xy] for xy in template_pose(skeleton)]}
+                self._choices = {"skeletons": options, "max_side": _MAX_SIDE}
+                self.skeleton_name = skeleton.name
                 self.cells = _copy(rows)
-                self.shape = [len(rows), len(rows[0])]
+                self._verdict = {"problems": problems, "broken": broken}
+                self._history = [len(self._undo), len(self._redo)]
         finally:
             self._syncing = False
-        self._refresh()
+
+    @staticmethod
+    def _check(sk: Skeleton, rows: Rows) -> tuple[list[str], list[list[int]]]:
+        """Validation (eq. 3 coverage, empty cells) and the eq. 2 broken edges of ``rows``."""
+        empty = [(r, c) for r, row in enumerate(rows) for c, cell in enumerate(row) if cell == EMPTY]
+        problems = []
+        if empty:
+            problems.append("empty cells: " + ", ".join(f"({r},{c})" for r, c in empty) + " (drop a joint into them)")
+        # An empty cell is checked as a two-joint mixture of joint 0: valid indices, holding no joint (eq. 3).
+        problems += GridLayout.check([[[0, 0] if c == EMPTY else c for c in row] for row in rows], sk)
+        if problems:
+            return problems, []
+        return problems, [list(e) for e in GridLayout.from_rows(rows, sk).topology().broken]
 
     def _step(self, source: list[_State], target: list[_State]) -> bool:
         if not source:
             return False
-        target.append((self.skeleton_name, _copy(self.cells)))
+        target.append((self._sk, _copy(self.cells)))
         self._apply(*source.pop())
         return True
 
@@ -213,26 +289,21 @@ class LayoutEditor(anywidget.AnyWidget):
             return
         rows = change["new"]
         if not (rows and all(isinstance(r, list) and len(r) == len(rows[0]) > 0 for r in rows)):
-            self._apply(self.skeleton_name, change["old"])
+            self._apply(self._sk, change["old"])
             self.message = "Ignored an edit: cells must be a non-empty list of equal-length rows."
             return
-        self._apply(self.skeleton_name, rows, previous=(self.skeleton_name, change["old"]))
-
-    def _on_shape_chosen(self, change: dict[str, Any]) -> None:
-        if not self._syncing and list(change["new"]) != [len(self.cells), len(self.cells[0])]:
-            self.resize(*change["new"])
+        self._apply(self._sk, rows, previous=(self._sk, change["old"]))
 
     def _on_skeleton_chosen(self, change: dict[str, Any]) -> None:
         if self._syncing:
             return
-        try:
-            sk = get_skeleton(change["new"])
-        except KeyError as err:
-            self._apply(change["old"], self.cells)
-            self.message = str(err.args[0])
+        if change["new"] not in SKELETONS:
+            self._apply(self._sk, self.cells)
+            self.message = f"unknown skeleton {change['new']!r}; known: {', '.join(SKELETONS)}"
             return
-        shape = self._fitting((len(self.cells), len(self.cells[0])), sk.num_joints)
-        self._apply(sk.name, _cyclic_rows(sk.num_joints, shape), previous=(change["old"], self.cells))
+        sk = get_skeleton(change["new"])
+        shape = self._fitting(self.shape, sk.num_joints)
+        self._apply(sk, _cyclic_rows(sk.num_joints, shape), previous=(self._sk, self.cells))
 
     def _on_frontend_msg(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
         op = content.get("op")
@@ -240,8 +311,15 @@ class LayoutEditor(anywidget.AnyWidget):
             self.undo()
         elif op == "redo":
             self.redo()
+        elif op == "resize":
+            try:
+                self.resize(int(content.get("rows", 0)), int(content.get("cols", 0)))
+            except (LayoutError, TypeError, ValueError) as err:
+                self.message = f"Ignored a resize: {err}"
         elif op == "load_text":
             self._load(str(content.get("text", "")), str(content.get("name", "upload")))
+        elif op == "download":
+            self.send({"op": "download", "name": f"layout_{self._sk.name}.json", "text": self.layout_json})
 
     def _load(self, source: str | Path, name: str) -> bool:
         """Load a layout from a path or a JSON text; a bad one only sets :attr:`message`."""
@@ -256,39 +334,8 @@ class LayoutEditor(anywidget.AnyWidget):
         self.message = f"Loaded {name}."
         return True
 
-    def _refresh(self) -> None:
-        """Recompute validation (eq. 3 coverage), the eq. 2 topology report and the derived traits."""
-        sk = get_skeleton(self.skeleton_name)
-        rows = self.cells
-        empty = [[r, c] for r, row in enumerate(rows) for c, cell in enumerate(row) if cell == EMPTY]
-        problems = []
-        if empty:
-            problems.append("empty cells: " + ", ".join(f"({r},{c})" for r, c in empty) + " (drop a joint into them)")
-        # An empty cell is checked as a two-joint mixture of joint 0: valid indices, holding no joint (eq. 3).
-        problems += GridLayout.check([[[0, 0] if c == EMPTY else c for c in row] for row in rows], sk)
-        layout = None if problems else GridLayout.from_rows(rows, sk, name="edited")
-        report = layout.topology() if layout is not None else None
-        kept = [list(e) for e in report.kept] if report is not None else []
-        broken = [list(e) for e in report.broken] if report is not None else []
-        with self.hold_trait_notifications():
-            self.joint_names = list(sk.joint_names)
-            self.template = [[round(float(v), 3) for v in xy] for xy in template_pose(sk)]
-            self.edges = [list(e) for e in sk.edges]
-            self.problems = problems
-            self.empty_cells = empty
-            self.kept_edges, self.broken_edges = kept, broken
-            self.status = self._status_text(problems, broken, len(sk.edges))
-            self.layout_json = "" if layout is None else layout.to_json(indent=1)
-            self.can_undo, self.can_redo = bool(self._undo), bool(self._redo)
-
-    @staticmethod
-    def _status_text(problems: list[str], broken: list[list[int]], num_edges: int) -> str:
-        if problems:
-            return f"Invalid layout: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
-        return f"Valid layout; eq. 2 keeps {num_edges - len(broken)}/{num_edges} skeleton edges"
-
     def describe(self) -> str:
         """The grid as text, one row per line (cleared cells shown as ``.``)."""
         return "\n".join(
-            " ".join((cell_label(c, self.joint_names) or ".").ljust(10) for c in row).rstrip() for row in self.cells
+            " ".join((cell_label(c, self._sk.joint_names) or ".").ljust(10) for c in row).rstrip() for row in self.cells
         )

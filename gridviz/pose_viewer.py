@@ -7,15 +7,16 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+import traitlets
 from torch import Tensor
 
-from gridconv_core.data.poseset import PoseSet
-from gridconv_core.skeleton import Skeleton, get_skeleton
+from gridconv_core import Skeleton, SkeletonError, get_skeleton
+from gridconv_core.data import PoseSet
 
 from ._common import GridvizError, banner_html, choose
 from .figures import pose_figure, update_figure_widget
 
-__all__ = ["PoseViewer"]
+__all__ = ["PoseViewer", "ALL_ACTIONS"]
 
 ALL_ACTIONS = "all actions"
 
@@ -24,14 +25,18 @@ def _numpy(x: np.ndarray | Tensor) -> np.ndarray:
     return x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float64)
 
 
-class PoseViewer:
+class PoseViewer(widgets.VBox):
     """One frame at a time: the 2D input and the 3D ground truth and prediction, joints coloured by error.
 
     Arrays are ``pose2d (N, J, 2)``, ``gt (N, J, 3)`` and ``pred (N, J, 3)`` (camera-frame metres,
     displayed with y flipped to point up, see :func:`gridviz.figures.pose_figure`); ``pred`` may be
     ``None``. ``actions`` ``(N,)`` fills the action dropdown; the slider walks that action's frames.
-    Inputs that do not fit show a banner instead of a figure. :attr:`widget` is the ipywidgets box.
+    A frame change updates :attr:`figure`'s traces in place, so a rotated 3D view stays rotated.
+    Inputs that do not fit show a banner instead of a figure.
     """
+
+    action = traitlets.Unicode(ALL_ACTIONS, help="the action whose frames the slider walks")
+    frame = traitlets.Int(0, help="position within the chosen action's frames (the slider)")
 
     def __init__(
         self,
@@ -42,27 +47,27 @@ class PoseViewer:
         skeleton: str | Skeleton = "h36m17",
         labels: Sequence[str] | np.ndarray | None = None,
     ) -> None:
-        self._action = widgets.Dropdown(description="action", layout=widgets.Layout(width="280px"))
+        self._action = widgets.Dropdown(description="action", options=[ALL_ACTIONS],
+                                        layout=widgets.Layout(width="280px"))
         self._frame = widgets.IntSlider(description="frame", min=0, max=0, continuous_update=True,
                                         layout=widgets.Layout(width="420px"))
         self._info = widgets.HTML()
         self._banner = widgets.HTML()
         self.figure = go.FigureWidget()
         self._drawing = widgets.Box([self.figure], layout=widgets.Layout(display="none"))
-        self.widget = widgets.VBox([widgets.HBox([self._action, self._frame, self._info]), self._banner, self._drawing])
-        self.widget.add_class("gridviz-pose-viewer")
+        super().__init__([widgets.HBox([self._action, self._frame, self._info]), self._banner, self._drawing])
+        self.add_class("gridviz-pose-viewer")
         self._indices = np.zeros(0, dtype=np.int64)
         try:
             self.skeleton = get_skeleton(skeleton)
             self._load(pose2d, gt, pred, actions, labels)
-        except (GridvizError, KeyError) as err:
-            self._banner.value = banner_html("Cannot show these poses", [str(err.args[0])])
+        except (GridvizError, SkeletonError) as err:
+            self._banner.value = banner_html("Cannot show these poses", [str(err)])
             self._action.disabled = self._frame.disabled = True
             return
         self._action.options = [ALL_ACTIONS] + sorted(set(self.actions))
-        self._action.value = ALL_ACTIONS
-        self._action.observe(self._choose_action, "value")
-        self._frame.observe(self._redraw, "value")
+        traitlets.link((self, "action"), (self._action, "value"))
+        traitlets.link((self, "frame"), (self._frame, "value"))
         self._choose_action()
 
     @classmethod
@@ -70,9 +75,6 @@ class PoseViewer:
         """A viewer over a :class:`~gridconv_core.data.PoseSet` and (optionally) predictions for it."""
         labels = [f"{s} {q} frame {f}" for s, q, f in zip(poses.subject, poses.sequence, poses.frame)]
         return cls(poses.pose2d, poses.pose3d, pred, poses.action, poses.skeleton, labels)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
 
     def _load(self, pose2d: Any, gt: Any, pred: Any, actions: Any, labels: Any) -> None:
         j = self.skeleton.num_joints
@@ -94,24 +96,16 @@ class PoseViewer:
         self.errors = None if self.pred is None else np.linalg.norm(self.pred - self.gt, axis=-1) * 1000.0
 
     # ------------------------------------------------------------------ public state
-    @property
-    def action(self) -> str:
-        return str(self._action.value)
+    @traitlets.validate("action")
+    def _valid_action(self, proposal: dict[str, Any]) -> str:
+        return str(choose(proposal["value"], self._action.options, "action"))
 
-    @action.setter
-    def action(self, name: str) -> None:
-        choose(self._action, name, "action")
-
-    @property
-    def frame(self) -> int:
-        """Position within the chosen action's frames (the slider)."""
-        return int(self._frame.value)
-
-    @frame.setter
-    def frame(self, position: int) -> None:
-        if not 0 <= position < len(self._indices):
+    @traitlets.validate("frame")
+    def _valid_frame(self, proposal: dict[str, Any]) -> int:
+        position = int(proposal["value"])
+        if not 0 <= position < max(len(self._indices), 1):
             raise GridvizError(f"frame {position} out of range 0..{len(self._indices) - 1} for {self.action!r}")
-        self._frame.value = position
+        return position
 
     @property
     def index(self) -> int:
@@ -123,16 +117,23 @@ class PoseViewer:
         """The banner's HTML (empty when the poses are shown)."""
         return self._banner.value
 
+    @property
+    def summary(self) -> str:
+        """The text beside the slider: frame position and the action's MPJPE."""
+        return self._info.value
+
     # ------------------------------------------------------------------ drawing
+    @traitlets.observe("action")
     def _choose_action(self, _change: dict[str, Any] | None = None) -> None:
         chosen = self.action
         self._indices = np.flatnonzero(self.actions == chosen) if chosen != ALL_ACTIONS else np.arange(len(self.gt))
-        previous = self._frame.value
         self._frame.max = len(self._indices) - 1
-        self._frame.value = 0
-        if previous == 0:
+        if self.frame == 0:
             self._redraw()
+        else:
+            self.frame = 0
 
+    @traitlets.observe("frame")
     def _redraw(self, _change: dict[str, Any] | None = None) -> None:
         i = self.index
         fig = pose_figure(None if self.pred is None else self.pred[i], self.gt[i], self.pose2d[i], self.skeleton,

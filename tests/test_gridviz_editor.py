@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 
+import anywidget
+import ipywidgets
 import numpy as np
 import pytest
 
-from gridconv_core.sgt import GridLayout, LayoutError
-from gridconv_core.skeleton import get_skeleton
+from gridconv_core import GridLayout, LayoutError, get_skeleton
 from gridviz import LayoutEditor
 from gridviz._common import template_pose
 from gridviz.layout_editor import EMPTY
@@ -129,10 +130,43 @@ def test_resize_keeps_what_fits(editor: LayoutEditor) -> None:
     assert editor.shape == [5, 5] and editor.cells == ROWS
 
 
-def test_shape_set_from_the_front_end_resizes(editor: LayoutEditor) -> None:
-    editor.shape = [3, 3]
-    assert len(editor.cells) == 3 and len(editor.cells[0]) == 3
+def test_resize_message_from_the_front_end_resizes(editor: LayoutEditor) -> None:
+    editor._on_frontend_msg(editor, {"op": "resize", "rows": 3, "cols": 3}, [])
+    assert editor.shape == [3, 3] and len(editor.cells) == 3 and len(editor.cells[0]) == 3
     assert any("fewer than the 17 joints" in p for p in editor.problems)
+    editor._on_frontend_msg(editor, {"op": "resize", "rows": 0, "cols": 3}, [])
+    assert editor.shape == [3, 3] and editor.message.startswith("Ignored a resize")
+
+
+# The state the front end edits or cannot compute; everything else is derived.
+SYNCED = {"cells", "skeleton_name", "message", "_skeleton", "_choices", "_verdict", "_history"}
+DERIVED = ["shape", "joint_names", "edges", "problems", "empty_cells", "kept_edges", "broken_edges", "status",
+           "layout_json", "can_undo", "can_redo", "skeleton"]
+
+
+def test_editor_is_an_anywidget_that_syncs_only_its_source_of_truth(editor: LayoutEditor) -> None:
+    assert isinstance(editor, ipywidgets.Widget) and isinstance(editor, anywidget.AnyWidget)
+    base = set(anywidget.AnyWidget.class_trait_names(sync=True)) | {"_esm", "_css", "_anywidget_id"}  # the ESM itself
+    own = set(editor.trait_names(sync=True)) - base
+    assert own == SYNCED, f"synced traits beyond the source of truth: {sorted(own - SYNCED)}"
+    assert "hover_joint" not in editor.trait_names()  # hover lives in the front end only
+    for name in DERIVED:
+        assert name not in editor.trait_names(), f"{name} is a trait; it is derived"
+        with pytest.raises(AttributeError):
+            setattr(editor, name, None)
+
+
+def test_each_edit_is_one_message_to_the_front_end(editor: LayoutEditor, monkeypatch) -> None:
+    sent: list[set[str]] = []
+    monkeypatch.setattr(editor, "send_state", lambda key=None: sent.append({key} if isinstance(key, str) else set(key)))
+    editor.swap((4, 2), (4, 0))  # Head <-> RAnkle
+    assert sent == [{"cells", "_verdict", "_history"}]
+    assert sent[0] <= SYNCED
+    sent.clear()
+    editor.swap((4, 0), (4, 2))  # back: cells change, the history grows, the verdict changes back
+    editor.undo()
+    assert len(sent) == 2
+    assert editor._verdict == {"problems": editor.problems, "broken": editor.broken_edges}
 
 
 def test_skeleton_change_restarts_and_is_undoable(editor: LayoutEditor) -> None:

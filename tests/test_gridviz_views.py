@@ -1,14 +1,16 @@
 """Unit tests (no browser) of GridGraphView, AttentionViewer, PoseViewer and their static figures."""
 from __future__ import annotations
 
+import ipywidgets
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
 
-from gridconv_core.data.poseset import PoseSet
-from gridconv_core.graph import compare_graphs
+from gridconv_core import H36M17, GLNConfig, build_model, compare_graphs
+from gridconv_core.data import PoseSet
 from gridconv_core.layout_families import global_shuffle, handcrafted, official_prior
-from gridconv_core.skeleton import H36M17
+from gridviz import AutoGridsWatcher
 from gridviz._common import GridvizError
 from gridviz.attention_viewer import AttentionViewer, compute_attention
 from gridviz.figures import (
@@ -52,7 +54,8 @@ def test_graph_figure_draws_every_edge_of_the_summary(layout, diagonal):
     assert _trace(fig, "skeleton edge kept").line.color == COLORS["kept"]
     assert _trace(fig, "skeleton edge lost").line.color == COLORS["lost"]
     assert _trace(fig, "new edge").line.color == COLORS["new"]
-    assert len({COLORS[k] for k in ("kept", "lost", "new", "long")}) == 4
+    drawn = [_trace(fig, name).line.color for name in ("skeleton edge kept", "skeleton edge lost", "new edge", "long-distance")]
+    assert len(set(drawn)) == 4  # the four edge kinds are told apart in the drawing itself
     assert f"kept {len(summary.kept)}" in fig.layout.title.text
     assert f"lost {len(summary.lost)}" in fig.layout.title.text
 
@@ -86,18 +89,21 @@ def test_grid_graph_view_toggles_and_layout_setter_update_the_figure():
     view.spring = True
     assert list(_trace(view.figure, "joints").x) != template_x
     learnt = official_prior("learnt_type2")
-    view.layout = learnt
-    assert view.layout is learnt
+    traces = list(view.figure.data)
+    view.grid_layout = learnt
+    assert view.grid_layout is learnt
+    assert all(a is b for a, b in zip(traces, view.figure.data))  # redrawn in place
     assert _edge_count(_trace(view.figure, "skeleton edge lost")) == len(compare_graphs(learnt, diagonal=True).lost)
-    summary_html = view.widget.children[2].children[1].value
-    assert f"<b>{compare_graphs(learnt, diagonal=True).diameter}</b>" in summary_html
+    assert f"<b>{compare_graphs(learnt, diagonal=True).diameter}</b>" in view.summary
     assert view.message == ""
+    view._neighbourhood.value = False  # the toggle, as a click in the page sets it
+    assert view.diagonal is False
 
 
 def test_grid_graph_view_shows_bad_input_and_keeps_the_drawing():
     view = GridGraphView(handcrafted())
     before = [t.x for t in view.figure.data]
-    view.layout = [[0, 1], [2, 3]]
+    view.grid_layout = [[0, 1], [2, 3]]
     assert "Not a grid layout" in view.message and "list" in view.message
     assert [t.x for t in view.figure.data] == before
     assert GridGraphView().figure.data == () and "No layout yet" in GridGraphView().message
@@ -107,9 +113,9 @@ def test_grid_graph_view_follows_a_linked_layout_editor():
     editor = LayoutEditor(handcrafted())
     view = GridGraphView()
     view.link(editor)
-    assert view.layout == editor.layout and view.message == ""
+    assert view.grid_layout == editor.layout and view.message == ""
     editor.swap((4, 2), (4, 0))  # Head <-> RAnkle: breaks the Nose-Head and RKnee-RAnkle edges
-    assert view.layout == editor.layout
+    assert view.grid_layout == editor.layout
     assert _edge_count(_trace(view.figure, "skeleton edge lost")) == len(compare_graphs(editor.layout).lost) > 0
     drawn = [t.x for t in view.figure.data]
     editor.clear((0, 0))
@@ -162,9 +168,6 @@ def test_attention_figure_rejects_bad_maps_with_a_clear_error():
 
 @pytest.fixture(scope="module")
 def dgridconv():
-    from gridconv_core.model_config import GLNConfig
-    from gridconv_core.model import build_model
-
     torch.manual_seed(0)
     return build_model(GLNConfig(channels=16))
 
@@ -197,8 +200,10 @@ def test_attention_viewer_mosaic_equals_the_models_maps(dgridconv):
     var = expected[viewer.layer].var(axis=0)
     np.testing.assert_allclose(np.array(viewer.figure.data[0].z), attention_mosaic(var), rtol=1e-5, atol=1e-9)
     best = np.unravel_index(var.argmax(), var.shape)
-    ranking = viewer.widget.children[3].children[1].value
-    assert "most varied" in ranking and f"({best[1]},{best[2]})" in ranking
+    k = int(np.sqrt(var.shape[0]))
+    top = viewer.ranked[0]
+    assert (top.row, top.col, top.tap_row * k + top.tap_col) == (best[1], best[2], best[0])
+    assert top.variance == pytest.approx(float(var.max()), rel=1e-5)
     assert len(viewer.figure.layout.shapes) > 0
 
 
@@ -220,9 +225,6 @@ def test_attention_viewer_shows_wrong_inputs_in_the_widget(dgridconv):
 
 
 def test_attention_viewer_explains_a_model_without_attention():
-    from gridconv_core.model_config import GLNConfig
-    from gridconv_core.model import build_model
-
     vanilla = build_model(GLNConfig(model="gridconv", channels=16))
     viewer = AttentionViewer(vanilla, _inputs(2))
     assert "no kernel attention" in viewer.message or "no D-GridConv layer" in viewer.message
@@ -269,7 +271,7 @@ def test_pose_viewer_browses_by_action_and_frame():
         viewer.frame = 3
     assert "Sitting" in viewer.figure.layout.title.text
     sitting = np.linalg.norm(pred[1::2] - gt[1::2], axis=-1).mean() * 1000
-    assert f"action MPJPE {sitting:.1f} mm" in viewer.widget.children[0].children[2].value
+    assert f"action MPJPE {sitting:.1f} mm" in viewer.summary
 
 
 def test_pose_viewer_from_a_poseset_and_bad_inputs():
@@ -298,3 +300,62 @@ def test_metric_bar_figure_groups_columns_and_rejects_bad_tables():
         metric_bar_figure({"a": "x"})
     with pytest.raises(GridvizError):
         metric_bar_figure({})
+
+
+# ---------------------------------------------------------------------- one widget idiom, in-place updates
+def _widgets(model) -> list[ipywidgets.Widget]:
+    pose2d, gt, pred, actions = _poses()
+    return [LayoutEditor(handcrafted()), AutoGridsWatcher((5, 5)), GridGraphView(handcrafted()),
+            AttentionViewer(model, _inputs(2)), PoseViewer(pose2d, gt, pred, actions)]
+
+
+def test_every_widget_is_an_ipywidgets_widget_with_traitlet_state(dgridconv):
+    state = {LayoutEditor: ["cells", "skeleton_name"], AutoGridsWatcher: ["index", "log"],
+             GridGraphView: ["grid_layout", "diagonal", "spring"], AttentionViewer: ["layer", "mode", "sample", "minus"],
+             PoseViewer: ["action", "frame"]}
+    for widget in _widgets(dgridconv):
+        assert isinstance(widget, ipywidgets.DOMWidget), f"{type(widget).__name__} is not an ipywidgets widget"
+        assert widget.model_id  # a live widget model the front end renders
+        assert not hasattr(widget, "widget")
+        (names,) = [v for k, v in state.items() if isinstance(widget, k)]
+        for name in names:
+            assert widget.has_trait(name), f"{type(widget).__name__}.{name} is not a traitlet"
+
+
+def _count_messages(fig: go.FigureWidget, monkeypatch) -> dict[str, int]:
+    """Count the plotly messages a FigureWidget sends to the front end, by kind."""
+    counts: dict[str, int] = {}
+    for kind in ("addTraces", "deleteTraces", "update", "restyle", "relayout"):
+        send = getattr(fig, f"_send_{kind}_msg")
+
+        def counted(*args, _kind=kind, _send=send, **kwargs):
+            counts[_kind] = counts.get(_kind, 0) + 1
+            return _send(*args, **kwargs)
+
+        monkeypatch.setattr(fig, f"_send_{kind}_msg", counted)
+    return counts
+
+
+def test_pose_viewer_updates_its_figure_in_place_and_keeps_the_camera(monkeypatch):
+    pose2d, gt, pred, actions = _poses()
+    viewer = PoseViewer(pose2d, gt, pred, actions)
+    figure, traces = viewer.figure, list(viewer.figure.data)
+    assert figure.layout.uirevision  # plotly.js keeps the user's view across updates
+    figure.layout.scene.camera.eye = dict(x=2.0, y=0.1, z=0.3)  # what a drag in the 3D view syncs back
+    counts = _count_messages(figure, monkeypatch)
+    for position in (1, 2, 3):
+        viewer.frame = position
+        assert viewer.figure is figure
+        assert all(a is b for a, b in zip(traces, figure.data)) and len(figure.data) == len(traces)
+        np.testing.assert_allclose(_trace(figure, "ground-truth joints").x, gt[viewer.index, :, 0])
+    assert counts == {"update": 3}  # one message per frame: no new figure, no trace re-sent
+    assert (figure.layout.scene.camera.eye.x, figure.layout.scene.camera.eye.y) == (2.0, 0.1)
+
+
+def test_watcher_redraws_in_place():
+    hist = np.full((3, 25, 17), 1 / 17)
+    w = AutoGridsWatcher.from_history(hist, (5, 5))
+    heat, hard = w.figure.data[0], w.hard_figure.data[0]
+    w.index = 0
+    w.log = True
+    assert w.figure.data[0] is heat and w.hard_figure.data[0] is hard

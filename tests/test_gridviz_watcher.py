@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gridconv_core.skeleton import get_skeleton
+from gridconv_core import get_skeleton
 from gridviz import AutoGridsWatcher, sprob_figure
 from gridviz._common import GridvizError
 
@@ -54,7 +54,7 @@ def test_from_history_moves_to_the_latest_epoch() -> None:
     hist = _history(4)
     w = AutoGridsWatcher.from_history(hist, SHAPE, "h36m17")
     assert len(w.history) == 4 and w.epochs == [1, 2, 3, 4]  # 1-based, as the trainer numbers epochs
-    assert w.slider.max == 3 and w.slider.value == 3 and w.play.max == 3
+    assert w.slider.max == 3 and w.slider.value == 3 == w.index and w.play.max == 3
     assert not w.slider.disabled
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), hist[3])
     assert w.banner.value == ""
@@ -63,27 +63,32 @@ def test_from_history_moves_to_the_latest_epoch() -> None:
 def test_slider_updates_heatmap_title_and_hard_grid() -> None:
     hist = _history(4)
     w = AutoGridsWatcher.from_history(hist, SHAPE)
-    w.slider.value = 1
+    w.slider.value = 1  # as a drag of the slider does
+    assert w.index == 1
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), hist[1])
     assert w.figure.layout.title.text == "S<sup>prob</sup> at epoch 2"
     names = get_skeleton("h36m17").joint_names
-    assert "data-testid='hard-cell-0-3' style='background:#fff3c4" in w.grid.value  # cell (0,3) moved
-    assert f">{names[int(hist[1][3].argmax())]}</td>" in w.grid.value
-    assert "(1 cell changed since the previous epoch)" in w.grid.value
-    w.slider.value = 0
-    assert "(0 cells changed" in w.grid.value
+    hard = w.hard_figure
+    text = np.array(hard.data[0].text)
+    assert text.shape == SHAPE and text[0, 3] == names[int(hist[1][3].argmax())]
+    outlined = [(s.y0 + 0.5, s.x0 + 0.5) for s in hard.layout.shapes]
+    assert outlined == [(0, 3)]  # cell (0,3) moved
+    assert "1 cell changed since the previous epoch" in hard.layout.title.text
+    w.index = 0
+    assert "0 cells changed" in hard.layout.title.text and hard.layout.shapes == ()
 
 
 def test_log_toggle_rescales_the_heatmap() -> None:
     hist = _history(2)
     w = AutoGridsWatcher.from_history(hist, SHAPE)
-    w.scale.value = "log"
+    w.scale.value = True  # the "log" button
+    assert w.log
     np.testing.assert_allclose(np.asarray(w.figure.data[0].z), np.log10(np.maximum(hist[1], 1e-4)))
     assert w.figure.layout.title.text == "log10 S<sup>prob</sup> at epoch 2"
     assert w.figure.data[0].colorbar.title.text == "log10 p"
     assert (w.figure.data[0].zmin, w.figure.data[0].zmax) == (-4.0, 0.0)
-    w.scale.value = "linear"
-    assert (w.figure.data[0].zmin, w.figure.data[0].zmax) == (0.0, 1.0)
+    w.log = False
+    assert w.scale.value is False and (w.figure.data[0].zmin, w.figure.data[0].zmax) == (0.0, 1.0)
 
 
 def test_hard_layout_and_changed_cells_follow_eq5() -> None:
@@ -98,7 +103,7 @@ def test_hard_layout_missing_joints_are_flagged() -> None:
     snap = np.zeros((25, J))
     snap[:, 0] = 1.0  # every cell argmaxes to the pelvis
     w = AutoGridsWatcher.from_history([snap], SHAPE)
-    assert "autogrids-hard-problems" in w.grid.value and "joints never appear" in w.grid.value
+    assert "autogrids-hard-problems" in w.hard_problems.value and "joints never appear" in w.hard_problems.value
 
 
 @pytest.mark.parametrize(
@@ -140,7 +145,7 @@ class _FakeModel(torch.nn.Module):
 def test_epoch_end_feeds_the_view_live() -> None:
     hist = _history(3)
     w = AutoGridsWatcher(SHAPE, "h36m17")
-    assert "Waiting for the first epoch" in w.grid.value and w.slider.disabled
+    assert "Waiting for the first epoch" in w.waiting.value and w.slider.disabled
     assert w.figure_box.layout.display == "none"
     model = _FakeModel(_FakeAutoGrids(hist))
     for epoch in range(3):

@@ -1,6 +1,8 @@
 // GridConv Lab layout editor front end (anywidget ESM, no build step).
-// Renders the synced state and sends edits as NEW lists (model.set + save_changes);
-// validation, history and file handling live in gridviz/layout_editor.py.
+// Synced: cells and skeleton_name (edited here and in Python), message, and what only Python knows
+// (_skeleton, _choices, _verdict = the eq. 2-3 check, _history = undo/redo depths). Shape, empty
+// cells, status and palette counts are derived here; the hover highlight never leaves the page.
+// Edits go out as NEW lists (model.set + save_changes) or messages; one render per update.
 
 const EMPTY = -1;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -33,16 +35,23 @@ function copyRows(model) {
   return model.get("cells").map((row) => row.map((c) => (Array.isArray(c) ? [...c] : c)));
 }
 
-function setHover(model, joint) {
-  if (model.get("hover_joint") === joint) return;
-  model.set("hover_joint", joint);
-  model.save_changes();
+function shape(model) {
+  const cells = model.get("cells");
+  return [cells.length, cells[0].length];
+}
+
+function statusText(model) {
+  const { problems, broken } = model.get("_verdict");
+  const edges = model.get("_skeleton").edges.length;
+  if (problems.length) return `Invalid layout: ${problems.length} problem${problems.length > 1 ? "s" : ""}`;
+  return `Valid layout; eq. 2 keeps ${edges - broken.length}/${edges} skeleton edges`;
 }
 
 function toolbar(model) {
   const bar = h("div", { class: "gle-toolbar" });
   const skel = h("select", { "data-testid": "layout-skeleton", title: "skeleton" });
-  for (const name of model.get("skeleton_options")) {
+  const { skeletons, max_side: maxSide } = model.get("_choices");
+  for (const name of skeletons) {
     const opt = h("option", { value: name, text: name });
     if (name === model.get("skeleton_name")) opt.selected = true;
     skel.append(opt);
@@ -51,19 +60,18 @@ function toolbar(model) {
     model.set("skeleton_name", skel.value);
     model.save_changes();
   });
-  const [rows, cols] = model.get("shape");
+  const [rows, cols] = shape(model);
   const side = (value, testid, index) => {
     const sel = h("select", { "data-testid": testid, title: index ? "columns P" : "rows H" });
-    for (let n = 1; n <= model.get("max_side"); n++) {
+    for (let n = 1; n <= maxSide; n++) {
       const opt = h("option", { value: String(n), text: String(n) });
       if (n === value) opt.selected = true;
       sel.append(opt);
     }
     sel.addEventListener("change", () => {
-      const shape = [...model.get("shape")];
-      shape[index] = Number(sel.value);
-      model.set("shape", shape);
-      model.save_changes();
+      const next = shape(model);
+      next[index] = Number(sel.value);
+      model.send({ op: "resize", rows: next[0], cols: next[1] });
     });
     return sel;
   };
@@ -73,16 +81,12 @@ function toolbar(model) {
     b.addEventListener("click", onClick);
     return b;
   };
-  const undo = button("\u21b6 Undo", "layout-undo", "undo the last edit", model.get("can_undo"), () =>
+  const [undoDepth, redoDepth] = model.get("_history");
+  const undo = button("\u21b6 Undo", "layout-undo", "undo the last edit", undoDepth > 0, () =>
     model.send({ op: "undo" }));
-  const redo = button("\u21b7 Redo", "layout-redo", "redo", model.get("can_redo"), () => model.send({ op: "redo" }));
+  const redo = button("\u21b7 Redo", "layout-redo", "redo", redoDepth > 0, () => model.send({ op: "redo" }));
   const save = button("\u2913 Save JSON", "layout-download", "download the layout as JSON",
-    model.get("layout_json") !== "", () => {
-      const blob = new Blob([model.get("layout_json")], { type: "application/json" });
-      const a = h("a", { href: URL.createObjectURL(blob), download: `layout_${model.get("skeleton_name")}.json` });
-      a.click();
-      URL.revokeObjectURL(a.href);
-    });
+    model.get("_verdict").problems.length === 0, () => model.send({ op: "download" }));
   const file = h("input", { type: "file", accept: ".json,application/json", "data-testid": "layout-upload-input" });
   file.style.display = "none";
   file.addEventListener("change", async () => {
@@ -101,10 +105,9 @@ function toolbar(model) {
   return bar;
 }
 
-function grid(model) {
-  const names = model.get("joint_names");
-  const empty = new Set(model.get("empty_cells").map(([r, c]) => `${r},${c}`));
-  const [nRows, nCols] = model.get("shape");
+function grid(model, setHover) {
+  const names = model.get("_skeleton").joint_names;
+  const [nRows, nCols] = shape(model);
   const table = h("div", { class: "gle-grid", "data-testid": "layout-grid" });
   table.style.gridTemplateColumns = `repeat(${nCols}, minmax(64px, 1fr))`;
   model.get("cells").forEach((row, r) => row.forEach((cell, c) => {
@@ -113,7 +116,7 @@ function grid(model) {
       class: "gle-cell", "data-testid": `grid-cell-${r}-${c}`, tabindex: "0",
       title: js.length ? `(${r},${c}) ${label(cell, names)} \u2014 drag to swap; right-click or Delete clears` : `(${r},${c}) empty`,
     });
-    if (empty.has(`${r},${c}`)) node.classList.add("gle-invalid");
+    if (cell === EMPTY) node.classList.add("gle-invalid");
     if (js.length > 1) node.classList.add("gle-mixture");
     node.dataset.joints = js.join(" ");
     node.append(h("span", { class: "gle-rc", text: `${r},${c}` }), h("span", { class: "gle-name", text: label(cell, names) || "\u2014" }));
@@ -147,8 +150,8 @@ function grid(model) {
     node.addEventListener("keydown", (e) => {
       if ((e.key === "Delete" || e.key === "Backspace") && js.length) clearCell(model, r, c);
     });
-    node.addEventListener("mouseenter", () => setHover(model, js.length === 1 ? js[0] : EMPTY));
-    node.addEventListener("mouseleave", () => setHover(model, EMPTY));
+    node.addEventListener("mouseenter", () => setHover(js.length === 1 ? js[0] : EMPTY));
+    node.addEventListener("mouseleave", () => setHover(EMPTY));
     table.append(node);
   }));
   table.dataset.shape = `${nRows}x${nCols}`;
@@ -161,8 +164,8 @@ function clearCell(model, r, c) {
   sendCells(model, next);
 }
 
-function palette(model) {
-  const names = model.get("joint_names");
+function palette(model, setHover) {
+  const names = model.get("_skeleton").joint_names;
   const counts = names.map(() => 0);
   for (const row of model.get("cells")) for (const cell of row) if (joints(cell).length === 1) counts[joints(cell)[0]]++;
   const box = h("div", { class: "gle-palette", "data-testid": "layout-palette" },
@@ -177,20 +180,18 @@ function palette(model) {
       e.dataTransfer.setData("text/plain", JSON.stringify({ kind: "joint", j }));
       e.dataTransfer.effectAllowed = "copy";
     });
-    chip.addEventListener("mouseenter", () => setHover(model, j));
-    chip.addEventListener("mouseleave", () => setHover(model, EMPTY));
+    chip.addEventListener("mouseenter", () => setHover(j));
+    chip.addEventListener("mouseleave", () => setHover(EMPTY));
     box.append(chip);
   });
   return box;
 }
 
-function skeletonSvg(model) {
-  const xy = model.get("template");
-  const names = model.get("joint_names");
-  const hover = model.get("hover_joint");
+function skeletonSvg(model, hover) {
+  const { template: xy, joint_names: names, edges } = model.get("_skeleton");
   const present = new Set();
   for (const row of model.get("cells")) for (const cell of row) if (joints(cell).length === 1) present.add(joints(cell)[0]);
-  const broken = new Set(model.get("broken_edges").map(([a, b]) => `${a}-${b}`));
+  const broken = new Set(model.get("_verdict").broken.map(([a, b]) => `${a}-${b}`));
   const size = 190, pad = 14;
   const xs = xy.map((p) => p[0]), ys = xy.map((p) => p[1]);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
@@ -206,7 +207,7 @@ function skeletonSvg(model) {
     svg.append(n);
     return n;
   };
-  for (const [a, b] of model.get("edges")) {
+  for (const [a, b] of edges) {
     const [[xa, ya], [xb, yb]] = [px(xy[a]), px(xy[b])];
     add("line", { x1: xa, y1: ya, x2: xb, y2: yb, class: broken.has(`${a}-${b}`) ? "gle-edge gle-broken" : "gle-edge" });
   }
@@ -224,31 +225,48 @@ function skeletonSvg(model) {
   return svg;
 }
 
-function sidePanel(model) {
-  const names = model.get("joint_names");
-  const problems = model.get("problems");
+function sidePanel(model, hover) {
+  const names = model.get("_skeleton").joint_names;
+  const { problems, broken } = model.get("_verdict");
   const panel = h("div", { class: "gle-side" });
-  const status = h("div", { class: problems.length ? "gle-status gle-bad" : "gle-status gle-good", "data-testid": "layout-status", text: model.get("status") });
+  const status = h("div", { class: problems.length ? "gle-status gle-bad" : "gle-status gle-good", "data-testid": "layout-status", text: statusText(model) });
   panel.append(status);
   if (problems.length) {
     const list = h("ul", { class: "gle-problems", "data-testid": "layout-problems" });
     for (const p of problems) list.append(h("li", { text: p }));
     panel.append(list);
   } else {
-    const broken = model.get("broken_edges");
     const text = broken.length
       ? "broken edges (red): " + broken.map(([a, b]) => `${names[a]}\u2013${names[b]}`).join(", ")
       : "every skeleton edge joins adjacent cells (eq. 2 holds)";
     panel.append(h("div", { class: broken.length ? "gle-topology gle-broken-list" : "gle-topology", "data-testid": "layout-topology", text }));
   }
-  panel.append(skeletonSvg(model));
+  panel.append(skeletonSvg(model, hover));
   return panel;
 }
 
 function render({ model, el }) {
   const root = h("div", { class: "gle-root", "data-testid": "layout-editor" });
   el.append(root);
+  let hover = EMPTY; // front-end only: Python never needs it
+  let renders = 0;
+  let scheduled = false;
+  // Hovering only restyles: rebuilding the grid under the pointer would disturb drags.
+  const markCells = () => {
+    for (const node of root.querySelectorAll("[data-joints]")) {
+      const js = node.dataset.joints.split(" ");
+      node.classList.toggle("gle-hover", hover !== EMPTY && js.length === 1 && js[0] === String(hover));
+    }
+  };
+  const setHover = (joint) => {
+    if (joint === hover) return;
+    hover = joint;
+    markCells();
+    const svg = root.querySelector(".gle-svg");
+    if (svg) svg.replaceWith(skeletonSvg(model, hover));
+  };
   const draw = () => {
+    scheduled = false;
     const message = model.get("message");
     const parts = [toolbar(model)];
     if (message) {
@@ -259,28 +277,31 @@ function render({ model, el }) {
       note.append(close);
       parts.push(note);
     }
-    parts.push(h("div", { class: "gle-main" }, grid(model), palette(model), sidePanel(model)));
+    parts.push(h("div", { class: "gle-main" }, grid(model, setHover), palette(model, setHover), sidePanel(model, hover)));
     root.replaceChildren(...parts);
-    markHover();
+    markCells();
+    root.dataset.renders = String(++renders);
   };
-  // Hovering only restyles: rebuilding the grid under the pointer would disturb drags.
-  const markHover = () => {
-    const hover = String(model.get("hover_joint"));
-    for (const node of root.querySelectorAll("[data-joints]")) {
-      const js = node.dataset.joints.split(" ");
-      node.classList.toggle("gle-hover", hover !== "-1" && js.length === 1 && js[0] === hover);
-    }
-    const svg = root.querySelector(".gle-svg");
-    if (svg) svg.replaceWith(skeletonSvg(model));
+  // One Python update changes several traits at once (one message, several change events): draw once.
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(draw);
   };
-  const events = ["cells", "shape", "skeleton_name", "problems", "status", "message",
-    "can_undo", "can_redo", "layout_json", "broken_edges", "empty_cells"];
-  for (const name of events) model.on(`change:${name}`, draw);
-  model.on("change:hover_joint", markHover);
+  const download = (msg) => {
+    if (msg?.op !== "download" || !msg.text) return;
+    const blob = new Blob([msg.text], { type: "application/json" });
+    const a = h("a", { href: URL.createObjectURL(blob), download: msg.name });
+    a.click();
+    URL.revokeObjectURL(a.href);
+  };
+  const events = ["cells", "skeleton_name", "message", "_skeleton", "_choices", "_verdict", "_history"];
+  for (const name of events) model.on(`change:${name}`, schedule);
+  model.on("msg:custom", download);
   draw();
   return () => {
-    for (const name of events) model.off(`change:${name}`, draw);
-    model.off("change:hover_joint", markHover);
+    for (const name of events) model.off(`change:${name}`, schedule);
+    model.off("msg:custom", download);
   };
 }
 
