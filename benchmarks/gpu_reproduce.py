@@ -55,8 +55,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from gridconv_core.data import h36m_root  # noqa: E402
-from gridconv_core.data.pack import PACKED_FILE, PackedSequences, pack_h36m, pack_sequences, synthetic_h36m  # noqa: E402
-from gridconv_core.data.poseset import DataError  # noqa: E402
+from gridconv_core.data.pack import pack_h36m, pack_sequences, synthetic_h36m  # noqa: E402
+from gridconv_core.data.packed import PACKED_FILE, PackedSequences  # noqa: E402
+from gridconv_core.errors import DataError  # noqa: E402
 from gridconv_core.io import write_json  # noqa: E402
 from gridconv_core.train import Callback, ConfigError, TrainConfig, train  # noqa: E402
 from gridconv_core.train.config import default_config_path  # noqa: E402

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError
+
 __all__ = ["AMP_MODES", "BF16_CPU_FLAGS", "cpu_flags", "native_bf16", "resolve_amp", "autocast"]
 
 AMP_MODES = ("none", "bf16", "auto")
@@ -37,7 +39,7 @@ def native_bf16(device: torch.device | str) -> bool:
 def resolve_amp(amp: str, device: torch.device | str) -> str:
     """``"none"`` or ``"bf16"``: ``"auto"`` becomes bf16 where :func:`native_bf16`, else none."""
     if amp not in AMP_MODES:
-        raise ValueError(f"amp={amp!r} is not one of {', '.join(AMP_MODES)}")
+        raise ConfigError(f"amp={amp!r} is not one of {', '.join(AMP_MODES)}")
     if amp == "auto":
         return "bf16" if native_bf16(device) else "none"
     return amp

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .errors import ConfigError
+
 __all__ = [
     "ATTENTIONS",
     "KernelScale",
@@ -156,4 +158,4 @@ def build_attention(
         return SpatialAttention(kernel_size)
     if kind == "spatial_channel":
         return SpatialChannelAttention(in_channels, kernel_size, hidden_min)
-    raise ValueError(f"unknown attention {kind!r}; choose one of {', '.join(ATTENTIONS)}")
+    raise ConfigError(f"unknown attention {kind!r}; choose one of {', '.join(ATTENTIONS)}")

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .sgt import GridLayout, LayoutError
+from .errors import ConfigError, LayoutError
+from .sgt import SGT, GridLayout
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = ["AutoGrids", "DEFAULT_INIT_SCALE"]
@@ -28,10 +29,11 @@ about one cell in ten explores another joint at every noisy step, so ``S^prob`` 
 in the noisy epochs, as the paper's Fig. 3 shows."""
 
 
-class AutoGrids(nn.Module):
+class AutoGrids(SGT):
     """Learnable assignment ``S`` (eq. 4-5); ``forward()`` returns the ``(HP, J)`` one-hot matrix.
 
-    Use it with the SGT ops: ``s = autogrids(); d = phi(s, x, shape); ...; out = phi_inv(s, d)``.
+    As an :class:`~gridconv_core.sgt.SGT`, :meth:`assignment` is ``(S, S)`` of one ``forward()``: the same
+    sample maps the joints to the grid and back (``d = phi(s, x, shape); ...; out = phi_inv(s, d)``).
     ``noise`` switches the Gumbel noise (the trainer turns it off after a chosen epoch, paper: 30).
     """
 
@@ -51,7 +53,7 @@ class AutoGrids(nn.Module):
             grid = f"{shape[0]}x{shape[1]}"
             raise LayoutError(f"S^prob has shape {tuple(s_prob.shape)}, expected {expected} for a {grid} grid")
         if gumbel_tau <= 0:
-            raise ValueError(f"gumbel_tau must be positive, got {gumbel_tau}")
+            raise ConfigError(f"gumbel_tau must be positive, got {gumbel_tau}")
         self.s_prob = nn.Parameter(torch.as_tensor(s_prob, dtype=torch.float32).clone())
         self.gumbel_tau = float(gumbel_tau)
         self.noise = noise
@@ -94,6 +96,10 @@ class AutoGrids(nn.Module):
             return hard.detach()  # eval: the plain argmax, no gradient
         soft = torch.softmax(logits / self.gumbel_tau, dim=1)
         return hard + (soft - soft.detach())
+
+    def assignment(self) -> tuple[Tensor, Tensor]:
+        s = self()
+        return s, s
 
     def probabilities(self) -> Tensor:
         """Row-wise assignment probabilities ``softmax(S^prob / tau)``, ``(HP, J)``, each row summing to 1.

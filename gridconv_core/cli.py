@@ -10,9 +10,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,16 +20,13 @@ import numpy as np
 import torch
 
 from .amp import AMP_MODES
-from .io import atomic_write_bytes, atomic_write_text
+from .errors import CliError
+from .io import atomic_path, atomic_write_bytes, atomic_write_text
 from .sgt import GridLayout
 
-__all__ = ["main", "build_parser", "CliError"]
+__all__ = ["main", "build_parser"]
 
 EXIT_ERROR = 1
-
-
-class CliError(ValueError):
-    """A command-line input is invalid."""
 
 
 # ---------------------------------------------------------------------- train
@@ -81,16 +76,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from . import data
     from .data.formats import load_generic_npz, load_mpi_inf_3dhp
-    from .evaluate import PROTOCOLS, evaluate, evaluate_h36m
+    from .evaluate import check_protocols, evaluate, evaluate_h36m
     from .train import model_from_checkpoint
     from .train.trainer import synthetic_split
 
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
     model, config = model_from_checkpoint(args.checkpoint, device, "model" if args.last else "best_state")
-    protocols = [p.strip() for p in args.protocols.split(",")] if args.protocols else None
-    for p in protocols or ():
-        if p not in PROTOCOLS:
-            raise CliError(f"unknown protocol {p!r}; choose from {', '.join(PROTOCOLS)}")
+    protocols = check_protocols(p.strip() for p in args.protocols.split(",")) if args.protocols else None
     kind, _, path = args.data.partition(":")
     if kind == "h36m":
         root = args.data_root or config.data_root or data.h36m_root()
@@ -199,25 +191,19 @@ def cmd_export(args: argparse.Namespace) -> None:
     model, _ = model_from_checkpoint(args.checkpoint)
     j = model.skeleton.num_joints
     example = torch.randn(args.batch, j, 2, generator=torch.Generator().manual_seed(0)) * 0.3
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:  # written only when onnxruntime agrees with PyTorch
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), tmp, dynamo=False, input_names=["pose2d"], output_names=["pose3d"],
-                              dynamic_axes={"pose2d": {0: "batch"}, "pose3d": {0: "batch"}}, opset_version=args.opset)
-        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, input_names=["pose2d"],
+                              output_names=["pose3d"], dynamic_axes={"pose2d": {0: "batch"}, "pose3d": {0: "batch"}},
+                              opset_version=args.opset)
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         checks = (example, torch.randn(3 * args.batch + 1, j, 2, generator=torch.Generator().manual_seed(1)) * 0.3)
         with torch.no_grad():  # the export's batch and another one: the batch axis must stay dynamic
             diff = max(float(np.abs(session.run(None, {"pose2d": x.numpy()})[0] - model(x).numpy()).max())
                        for x in checks)
         if not diff <= args.tolerance:
             raise CliError(f"ONNX output differs from PyTorch by {diff:.3g} > {args.tolerance:g}; not written")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     print(f"wrote {out}; onnxruntime vs PyTorch max abs diff {diff:.3g} m on batches of {args.batch} "
           f"and {3 * args.batch + 1} poses")
 
@@ -323,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, OSError, KeyError) as err:  # KeyError: e.g. an unknown skeleton name
+    except (ValueError, OSError) as err:
         print(f"gridconv {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

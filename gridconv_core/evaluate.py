@@ -14,7 +14,7 @@ score (a GT-trained model on detections, or the reverse) is computed only on req
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,13 +24,10 @@ from torch import Tensor, nn
 
 from . import metrics
 from .amp import autocast
+from .errors import EvalError
 
-__all__ = ["EvalError", "Protocol", "PROTOCOLS", "ProtocolResult", "EvalReport", "evaluate", "predict",
-           "default_protocols", "combine_reports", "h36m_source", "evaluate_h36m", "HEADLINES", "ACTION_DATASETS"]
-
-
-class EvalError(ValueError):
-    """An evaluation request does not fit the data (wrong input source, unknown protocol, no joints)."""
+__all__ = ["Protocol", "PROTOCOLS", "ProtocolResult", "EvalReport", "evaluate", "predict",
+           "check_protocols", "default_protocols", "combine_reports", "h36m_source", "evaluate_h36m", "HEADLINES", "ACTION_DATASETS"]
 
 
 DETECTED = "detected"
@@ -42,6 +39,7 @@ class Protocol:
     """A metric on a given 2D input source (``None``: any source)."""
 
     metric: str
+    """A key of :data:`gridconv_core.metrics.METRICS`."""
     source: str | None
     unit: str
     description: str
@@ -57,13 +55,19 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 HEADLINES = {"mpi_inf_3dhp": "frame"}
 """Headline average per ``meta["dataset"]``; any other dataset: ``"action"`` (the mean over actions)."""
-METRIC_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "mpjpe": metrics.mpjpe, "pa_mpjpe": metrics.pa_mpjpe, "pck": metrics.pck, "auc": metrics.auc,
-}
 
 
 ACTION_DATASETS = ("h36m", "h36m32", "synthetic")
 """Datasets scored with the paper's Human3.6M protocols (the built-in generator mimics Human3.6M)."""
+
+
+def check_protocols(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` as a tuple, or :class:`EvalError` naming the first that is not in :data:`PROTOCOLS`."""
+    names = tuple(names)
+    for name in names:
+        if name not in PROTOCOLS:
+            raise EvalError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
+    return names
 
 
 def default_protocols(source: str, has_actions: bool, dataset: str | None = None) -> tuple[str, ...]:
@@ -192,10 +196,8 @@ def evaluate(
     actions = _actions(poseset)
     dataset = meta.get("dataset")
     headline = HEADLINES.get(str(dataset), "action")
-    protocols = tuple(protocols) if protocols else default_protocols(source, actions is not None, dataset)
+    protocols = check_protocols(protocols) if protocols else default_protocols(source, actions is not None, dataset)
     for name in protocols:
-        if name not in PROTOCOLS:
-            raise EvalError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
         need = PROTOCOLS[name].source
         if need is not None and (source == "gt") != (need == "gt"):
             raise EvalError(f"protocol {name} needs {need!r} 2D input but the data has {source!r} input")
@@ -206,7 +208,7 @@ def evaluate(
     results = {}
     for name in protocols:
         proto = PROTOCOLS[name]
-        per_frame = _to_numpy(METRIC_FUNCTIONS[proto.metric](pred_mm, gt_mm, joints=keep, per_frame=True))
+        per_frame = _to_numpy(metrics.METRICS[proto.metric](pred_mm, gt_mm, joints=keep, per_frame=True))
         if proto.unit == "%":
             per_frame = per_frame * 100.0
         results[name] = replace(_aggregate(name, proto, source, per_frame, actions), headline=headline, cross=cross)
@@ -241,8 +243,8 @@ def evaluate_h36m(model: nn.Module, train_source: str, root: Any, subjects: Sequ
     from .data import load_h36m
 
     source = h36m_source(train_source, cross)
-    for name in protocols or ():
-        need = PROTOCOLS[name].source if name in PROTOCOLS else None
+    for name in check_protocols(protocols or ()):  # before the data are read
+        need = PROTOCOLS[name].source
         if cross is None and need is not None and (need == "gt") != (source == "gt"):
             raise EvalError(f"{name} scores {need} 2D input but the checkpoint was trained on {train_source!r}: "
                             f"that is a cross score; ask for it explicitly (--cross)")

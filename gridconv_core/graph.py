@@ -14,6 +14,7 @@ import networkx as nx
 import torch
 from torch import Tensor
 
+from .errors import InputError
 from .sgt import GridLayout, neighbour_pairs
 from .skeleton import Skeleton, get_skeleton
 
@@ -60,7 +61,7 @@ def adjacency(graph: nx.Graph, num_joints: int, self_loops: bool = False) -> Ten
     """Symmetric 0/1 adjacency matrix ``(J, J)`` of a joint graph (optionally with the identity)."""
     bad = [n for n in graph.nodes if not (isinstance(n, int) and 0 <= n < num_joints)]
     if bad:
-        raise ValueError(f"graph nodes {bad} are not joint indices 0..{num_joints - 1}")
+        raise InputError(f"graph nodes {bad} are not joint indices 0..{num_joints - 1}")
     adj = torch.zeros(num_joints, num_joints)
     if graph.number_of_edges():
         index = torch.tensor(list(graph.edges), dtype=torch.long)

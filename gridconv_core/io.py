@@ -1,23 +1,24 @@
-"""File I/O shared by the toolkit: atomic writes (readers never see half a file) and ``CheckpointError``."""
+"""File I/O shared by the toolkit: atomic writes (readers never see half a file) and JSON reading."""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "read_json", "write_json"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "read_json", "write_json"]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint is missing, truncated, unsafe, not ours, or belongs to a different model."""
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder for a writer that needs a file name (e.g. the ONNX exporter).
 
-
-def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
-    """Write ``payload`` to a temporary file in the target folder, fsync it, then ``os.replace`` it into place.
-
-    The file gets the usual permissions of a new file (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
+    When the block succeeds the file is ``os.replace``-d onto ``path`` (readers never see half a file); when
+    it raises, the temporary file is removed and ``path`` is untouched. The file gets the usual permissions
+    of a new file (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,15 +27,20 @@ def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+        os.close(fd)
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically (:func:`atomic_path`), fsynced before the rename."""
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -47,16 +53,19 @@ def read_json(source: str | os.PathLike[str], error: type[ValueError], what: str
 
     Any failure raises ``error`` with a one-line message naming ``what`` (e.g. "layout").
     """
-    text = str(source)
+    text, where = str(source), ""
     if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+        where = f" in {source}"
         try:
             text = Path(source).read_text()
         except OSError as err:
             raise error(f"cannot read {what} file {source}: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise error(f"malformed {what} JSON{where}: not UTF-8 text") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise error(f"malformed {what} JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        raise error(f"malformed {what} JSON{where}: {err.msg} at line {err.lineno} column {err.colno}") from None
 
 
 def write_json(data: Any, path: str | os.PathLike[str] | None = None) -> str:

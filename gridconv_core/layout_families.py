@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .sgt import GridLayout, LayoutError
-from .skeleton import Skeleton, get_skeleton, register_skeleton
+from .errors import LayoutError, SkeletonError
+from .sgt import GridLayout
+from .skeleton import H36M17, H36M32, Skeleton, get_skeleton
 
 __all__ = [
     "FAMILIES",
@@ -78,7 +79,7 @@ _H36M32_HANDCRAFTED: list[list[int | list[int]]] = [
     [3, 2, 0, 7, 8],
 ]
 
-_HANDCRAFTED = {"h36m17": _H36M17_HANDCRAFTED, "h36m32": _H36M32_HANDCRAFTED}
+_HANDCRAFTED = {H36M17: _H36M17_HANDCRAFTED, H36M32: _H36M32_HANDCRAFTED}
 
 # AutoGrids priors of the official code (facts 2.3), row-major, Human3.6M-17.
 _OFFICIAL_PRIORS: dict[str, list[list[int]]] = {
@@ -92,8 +93,8 @@ _OFFICIAL_PRIORS: dict[str, list[list[int]]] = {
 def default_shape(skeleton: str | Skeleton = "h36m17") -> tuple[int, int]:
     """Grid size used when none is given: the handcrafted one (5x5, 7x5), else :func:`auto`'s."""
     sk = get_skeleton(skeleton)
-    if sk.name in _HANDCRAFTED:
-        rows = _HANDCRAFTED[sk.name]
+    if sk in _HANDCRAFTED:
+        rows = _HANDCRAFTED[sk]
         return len(rows), len(rows[0])
     return auto(sk).shape
 
@@ -101,10 +102,10 @@ def default_shape(skeleton: str | Skeleton = "h36m17") -> tuple[int, int]:
 def handcrafted(skeleton: str | Skeleton = "h36m17") -> GridLayout:
     """The handcrafted SGT (paper Fig. 2): official 5x5 for h36m17, our 7x5 for h36m32 (Table 6)."""
     sk = get_skeleton(skeleton)
-    if sk.name not in _HANDCRAFTED:
-        known = ", ".join(_HANDCRAFTED)
+    if sk not in _HANDCRAFTED:
+        known = ", ".join(s.name for s in _HANDCRAFTED)
         raise LayoutError(f"no handcrafted layout for skeleton {sk.name!r} (have {known}); use 'auto'")
-    return GridLayout.from_rows(_HANDCRAFTED[sk.name], sk, f"handcrafted-{sk.name}")
+    return GridLayout.from_rows(_HANDCRAFTED[sk], sk, f"handcrafted-{sk.name}")
 
 
 def handcrafted_onehot(skeleton: str | Skeleton = "h36m17") -> GridLayout:
@@ -125,7 +126,7 @@ def official_prior(name: str) -> GridLayout:
     """
     if name not in _OFFICIAL_PRIORS:
         raise LayoutError(f"unknown official prior {name!r}; known: {', '.join(_OFFICIAL_PRIORS)}")
-    return GridLayout.from_rows(_OFFICIAL_PRIORS[name], "h36m17", name, allow_missing=name == "learnt_type3")
+    return GridLayout.from_rows(_OFFICIAL_PRIORS[name], H36M17, name, allow_missing=name == "learnt_type3")
 
 
 def random(skeleton: str | Skeleton = "h36m17", shape: tuple[int, int] | None = None, seed: int = 0) -> GridLayout:
@@ -172,13 +173,11 @@ def auto(skeleton: str | Skeleton, shape: tuple[int, int] | None = None, seed: i
     ordered viewer-facing (right-side chains left). Over all roots and both orientations (a
     transposed grid keeps adjacency) we take the smallest grid that fits ``shape``; a larger
     ``shape`` is reached by replicating rows and columns (chosen with ``seed``), which also keeps
-    every adjacency. ``shape=None`` gives the smallest grid (5x5 for h36m17). A custom
-    :class:`Skeleton` is registered by name so that the layout can refer to it.
+    every adjacency. ``shape=None`` gives the smallest grid (5x5 for h36m17). The layout holds the
+    skeleton itself, so a custom :class:`Skeleton` needs no registration.
     """
-    sk = skeleton if isinstance(skeleton, Skeleton) else get_skeleton(skeleton)
+    sk = get_skeleton(skeleton)
     neighbours = _tree_neighbours(sk)
-    if isinstance(skeleton, Skeleton):
-        register_skeleton(sk)
     blocks = sorted(
         (_block(sk, neighbours, root, -1) for root in range(sk.num_joints)),
         key=lambda rows: (len(rows) * len(rows[0]), abs(len(rows) - len(rows[0])), len(rows[0]) > len(rows)),
@@ -209,8 +208,8 @@ def get_layout(
     """
     try:
         sk = get_skeleton(skeleton)
-    except KeyError as err:
-        raise LayoutError(str(err.args[0])) from None
+    except SkeletonError as err:
+        raise LayoutError(str(err)) from None
     if isinstance(spec, GridLayout):
         layout = spec
     elif isinstance(spec, str) and spec in FAMILIES:
@@ -219,7 +218,7 @@ def get_layout(
         layout = GridLayout.from_json(Path(spec))
     else:
         raise LayoutError(f"unknown layout {spec!r}; use a layout JSON file or one of: {', '.join(FAMILIES)}")
-    if layout.skeleton_name != sk.name:
+    if layout.skeleton != sk:
         raise LayoutError(f"layout {layout.name or spec!r} is for skeleton {layout.skeleton_name!r}, not {sk.name!r}")
     if shape is not None and tuple(shape) != layout.shape:
         (h, p), name = layout.shape, layout.name or spec
@@ -229,7 +228,7 @@ def get_layout(
 
 def _prior_for(name: str) -> Callable[[Skeleton, tuple[int, int] | None, int], GridLayout]:
     def build(sk: Skeleton, shape: tuple[int, int] | None, seed: int) -> GridLayout:
-        if sk.name != "h36m17":
+        if sk != H36M17:
             raise LayoutError(f"official prior {name!r} is for h36m17, not {sk.name!r}")
         return official_prior(name)
 
@@ -260,7 +259,7 @@ def _permutation(n: int, seed: int) -> list[int]:
 
 def _rebuild(layout: GridLayout, rows: list, kind: str, seed: int) -> GridLayout:
     name = f"{layout.name or 'layout'}-{kind}-s{seed}"
-    return GridLayout(layout.skeleton_name, tuple(tuple(r) for r in rows), name, layout.allow_missing)
+    return GridLayout(layout.skeleton, tuple(tuple(r) for r in rows), name, layout.allow_missing)
 
 
 def _depth(sk: Skeleton, joint: int) -> int:

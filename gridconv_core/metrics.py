@@ -7,22 +7,20 @@ Computation runs batched in float64 torch on the inputs' device.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MetricError", "METRICS", "mpjpe", "pa_mpjpe", "pck", "auc", "compute_metric", "procrustes_align"]
+from .errors import MetricError
+
+__all__ = ["METRICS", "mpjpe", "pa_mpjpe", "pck", "auc", "compute_metric", "procrustes_align"]
 
 ArrayLike = np.ndarray | Tensor
 AUC_THRESHOLDS = np.arange(0, 151, 5)
 """0, 5, ..., 150 (31 thresholds), the MPI-INF-3DHP ``mpii_compute_3d_pck`` convention."""
-
-
-class MetricError(ValueError):
-    """Inputs a metric cannot score (shape mismatch, NaN, bad joint list)."""
 
 
 def _prepare(pred: ArrayLike, gt: ArrayLike, joints: Sequence[int] | None) -> tuple[Tensor, Tensor]:
@@ -111,11 +109,12 @@ def auc(
     return _reduce((err[..., None] < th).double().mean(dim=(1, 2)), per_frame)
 
 
-METRICS = {"mpjpe": mpjpe, "p-mpjpe": pa_mpjpe, "pck": pck, "auc": auc}
+METRICS: dict[str, Callable[..., float | np.ndarray]] = {"mpjpe": mpjpe, "pa_mpjpe": pa_mpjpe, "pck": pck, "auc": auc}
+"""The one metric registry: the evaluation protocols (:data:`gridconv_core.evaluate.PROTOCOLS`) name these."""
 
 
 def compute_metric(pred: ArrayLike, gt: ArrayLike, mode: str = "mpjpe", **kw: Any) -> float | np.ndarray:
-    """mmpose-style dispatch: ``mode`` in ``"mpjpe"``, ``"p-mpjpe"``, ``"pck"``, ``"auc"``."""
+    """Dispatch by name: ``mode`` is a key of :data:`METRICS` (``"mpjpe"``, ``"pa_mpjpe"``, ``"pck"``, ``"auc"``)."""
     try:
         fn = METRICS[mode]
     except KeyError:

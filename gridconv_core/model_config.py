@@ -14,17 +14,14 @@ from typing import Any, ClassVar, TypeVar
 from .attention import ATTENTIONS
 from .autogrids import DEFAULT_INIT_SCALE
 from .gridconv import normalise_paddings
+from .errors import ConfigError, SkeletonError
 from .io import read_json, write_json
 from .skeleton import get_skeleton
 
-__all__ = ["ConfigError", "JsonConfig", "GLNConfig", "MODELS", "GRAPHS"]
+__all__ = ["JsonConfig", "GLNConfig", "MODELS", "GRAPHS"]
 
 MODELS = ("dgridconv", "gridconv", "simple_baseline", "semgcn", "lcn")
 GRAPHS = ("skeleton", "grid", "grid_cells", "grid_cells4")
-
-
-class ConfigError(ValueError):
-    """A model configuration is invalid; the message names the field."""
 
 
 class JsonConfig:
@@ -99,8 +96,8 @@ class GLNConfig(JsonConfig):
 
         try:
             get_skeleton(self.skeleton)
-        except (KeyError, ValueError) as err:
-            raise ConfigError(f"skeleton: {err.args[0] if err.args else err}") from None
+        except SkeletonError as err:
+            raise ConfigError(f"skeleton: {err}") from None
         _choice("model", self.model, MODELS)
         _choice("graph", self.graph, GRAPHS)
         _choice("attention", self.attention, ATTENTIONS)
@@ -151,8 +148,6 @@ def _known(data: dict[str, Any], cls: type, what: str) -> None:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown {what} field(s): {', '.join(map(str, unknown))}")
-
-
 
 
 def _plain(value: Any) -> Any:

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .model_config import ConfigError, GLNConfig
-from .io import CheckpointError
+from .errors import CheckpointError, ConfigError
+from .model_config import GLNConfig
 from .model import GridLiftingNetwork, build_model
 
 __all__ = ["CheckpointError", "OptimizerStandIn", "restricted_pickle", "read_official_file", "load_official_checkpoint"]
@@ -128,7 +128,7 @@ def load_official_checkpoint(
     model = build_model(config)
     if "sgt_layer.sgt_trans_mat" in state:
         s = state.pop("sgt_layer.sgt_trans_mat")
-        state["autogrids.s_prob"] = s.reshape(s.shape[-2], s.shape[-1])
+        state["sgt.s_prob"] = s.reshape(s.shape[-2], s.shape[-1])
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

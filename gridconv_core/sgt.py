@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .errors import LayoutError, SkeletonError
 from .io import atomic_write_text, read_json
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = [
-    "LayoutError",
     "GridLayout",
     "TopologyReport",
+    "SGT",
     "GridTransform",
     "phi",
     "phi_inv",
@@ -35,10 +36,6 @@ __all__ = [
 
 Cell = tuple[int, ...]
 LAYOUT_FORMAT = "gridconv-layout"
-
-
-class LayoutError(ValueError):
-    """A grid layout is malformed; the message names the offending cells or joints."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +82,10 @@ class GridLayout:
     mixture cells). Construction validates: a malformed layout raises :class:`LayoutError`.
     ``allow_missing`` admits partial layouts (a learnt S may drop joints, paper A.3; the
     official ``learnt_type3`` prior has no pelvis): their absent joints come out of ``phi_inv`` as 0.
+    The layout holds its :class:`Skeleton` (a value); JSON names a built-in skeleton and embeds a custom one.
     """
 
-    skeleton_name: str
+    skeleton: Skeleton
     cells: tuple[tuple[Cell, ...], ...]
     name: str = ""
     allow_missing: bool = False
@@ -107,8 +105,7 @@ class GridLayout:
         allow_missing: bool = False,
     ) -> GridLayout:
         """Build a layout from rows of cells; a cell is a joint index or a list of indices."""
-        sk = get_skeleton(skeleton)
-        return cls(sk.name, _normalise_rows(rows), name, allow_missing)
+        return cls(get_skeleton(skeleton), _normalise_rows(rows), name, allow_missing)
 
     @classmethod
     def from_assignment(
@@ -132,8 +129,8 @@ class GridLayout:
         """Problems that would stop ``from_rows(rows, skeleton)``; empty when it is valid."""
         try:
             sk = get_skeleton(skeleton)
-        except KeyError as err:
-            return [str(err.args[0])]
+        except SkeletonError as err:
+            return [str(err)]
         try:
             cells = _normalise_rows(rows)
         except LayoutError as err:
@@ -142,16 +139,13 @@ class GridLayout:
 
     def problems(self) -> list[str]:
         """Human-readable validation problems (empty for a valid layout)."""
-        try:
-            sk = get_skeleton(self.skeleton_name)
-        except KeyError as err:
-            return [str(err.args[0])]
-        return _problems(self.cells, sk, self.allow_missing)
+        return _problems(self.cells, self.skeleton, self.allow_missing)
 
     # ------------------------------------------------------------------ properties
     @property
-    def skeleton(self) -> Skeleton:
-        return get_skeleton(self.skeleton_name)
+    def skeleton_name(self) -> str:
+        """The skeleton's name (for display; the layout holds the :class:`Skeleton` itself)."""
+        return self.skeleton.name
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -230,14 +224,15 @@ class GridLayout:
         """A copy with one cell replaced (validated)."""
         rows = [list(r) for r in self.cells]
         rows[row][col] = _normalise_cell(cell, (row, col))
-        return GridLayout(self.skeleton_name, tuple(tuple(r) for r in rows), self.name, self.allow_missing)
+        return GridLayout(self.skeleton, tuple(tuple(r) for r in rows), self.name, self.allow_missing)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        """Plain JSON types; ``skeleton`` is a built-in skeleton's name or a custom skeleton's definition."""
+        data: dict[str, Any] = {
             "format": LAYOUT_FORMAT,
             "version": 1,
-            "skeleton": self.skeleton_name,
+            "skeleton": self.skeleton.name if self.skeleton.is_builtin else self.skeleton.to_dict(),
             "name": self.name,
             "shape": list(self.shape),
             "cells": [[c[0] if len(c) == 1 else list(c) for c in row] for row in self.cells],
@@ -257,13 +252,13 @@ class GridLayout:
     def from_dict(cls, data: Any) -> GridLayout:
         if not isinstance(data, dict) or data.get("format", LAYOUT_FORMAT) != LAYOUT_FORMAT or "cells" not in data:
             raise LayoutError("not a gridconv layout: expected an object with 'skeleton' and 'cells'")
-        skeleton = data.get("skeleton", "h36m17")
-        if not isinstance(skeleton, str):
-            raise LayoutError("layout 'skeleton' must be a skeleton name")
+        spec = data.get("skeleton", "h36m17")
+        if not isinstance(spec, (str, dict)):
+            raise LayoutError("layout 'skeleton' must be a skeleton name or a skeleton definition")
         try:
-            get_skeleton(skeleton)
-        except KeyError as err:
-            raise LayoutError(str(err.args[0])) from None
+            skeleton = get_skeleton(spec) if isinstance(spec, str) else Skeleton.from_dict(spec)
+        except SkeletonError as err:
+            raise LayoutError(str(err)) from None
         layout = cls.from_rows(data["cells"], skeleton, str(data.get("name", "")), data.get("allow_missing") is True)
         shape = data.get("shape", list(layout.shape))
         if not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(v, int) for v in shape):
@@ -354,22 +349,42 @@ def phi_inv(s: Tensor, d: Tensor) -> Tensor:
     return torch.matmul(s_tilde_t, d.reshape(b, c, h * p).transpose(1, 2))  # (B, J, C), eq. 12
 
 
-class GridTransform(nn.Module):
+class SGT(nn.Module):
+    """The interface of a Semantic Grid Transformation (eq. 1, 11-12), fixed (:class:`GridTransform`) or learnt
+    (:class:`~gridconv_core.autogrids.AutoGrids`): its grid ``shape``, its current hard :meth:`layout` and the
+    :meth:`assignment` matrices one forward pass uses for ``phi`` and ``phi^-1``."""
+
+    shape: tuple[int, int]
+
+    def layout(self) -> GridLayout:
+        """The current layout (for AutoGrids the argmax of ``S^prob``, eq. 5)."""
+        raise NotImplementedError
+
+    def assignment(self) -> tuple[Tensor, Tensor]:
+        """``(S, S_inv)``, both ``(HP, J)``: ``S`` for :func:`phi` and the 0/1 (or straight-through) matrix
+        read back by :func:`phi_inv`; one call per forward pass (AutoGrids samples its noise here)."""
+        raise NotImplementedError
+
+
+class GridTransform(SGT):
     """A fixed SGT ``phi`` and its inverse for one :class:`GridLayout`, as buffers on any device."""
 
     def __init__(self, layout: GridLayout) -> None:
         super().__init__()
-        self.layout = layout
+        self._layout = layout
+        self.shape = layout.shape
         self.register_buffer("s_forward", torch.from_numpy(layout.assignment_matrix()), persistent=False)
         self.register_buffer("s_inverse", torch.from_numpy(layout.inverse_assignment()), persistent=False)
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.layout.shape
+    def layout(self) -> GridLayout:
+        return self._layout
+
+    def assignment(self) -> tuple[Tensor, Tensor]:
+        return self.s_forward, self.s_inverse
 
     def forward(self, g: Tensor) -> Tensor:
         """``phi``: ``(B, J, C)`` to ``(B, C, H, P)``."""
-        return phi(self.s_forward, g, self.layout.shape)
+        return phi(self.s_forward, g, self.shape)
 
     def inverse(self, d: Tensor) -> Tensor:
         """``phi^{-1}``: ``(B, C, H, P)`` to ``(B, J, C)``."""

@@ -5,27 +5,25 @@ edges ``E`` (parent, child) feed the topology constraint of eq. 2.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+from .errors import SkeletonError
 
 __all__ = [
-    "SkeletonError",
     "Skeleton",
     "H36M17",
     "H36M32",
     "COCO17",
     "HUMANEVA15",
+    "BUILTIN_SKELETONS",
     "SKELETONS",
     "get_skeleton",
     "register_skeleton",
 ]
-
-
-class SkeletonError(ValueError, KeyError):
-    """An unknown skeleton or joint name (a ``ValueError``, and a ``KeyError`` for lookups)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class Skeleton:
     """A named kinematic tree.
 
     Attributes:
-        name: registry key, e.g. ``"h36m17"``.
+        name: e.g. ``"h36m17"`` (the name :func:`get_skeleton` resolves for built-in and registered ones).
         joint_names: one name per joint, in data order.
         parents: parent index per joint, ``-1`` for the root.
     """
@@ -44,14 +42,14 @@ class Skeleton:
 
     def __post_init__(self) -> None:
         if len(self.joint_names) != len(self.parents):
-            raise ValueError(
+            raise SkeletonError(
                 f"skeleton {self.name!r}: {len(self.joint_names)} names but {len(self.parents)} parents"
             )
         if len(set(self.joint_names)) != len(self.joint_names):
-            raise ValueError(f"skeleton {self.name!r}: joint names are not unique")
+            raise SkeletonError(f"skeleton {self.name!r}: joint names are not unique")
         for j, p in enumerate(self.parents):
             if p >= len(self.parents) or p < -1 or p == j:
-                raise ValueError(f"skeleton {self.name!r}: joint {j} has invalid parent {p}")
+                raise SkeletonError(f"skeleton {self.name!r}: joint {j} has invalid parent {p}")
 
     @property
     def num_joints(self) -> int:
@@ -82,6 +80,26 @@ class Skeleton:
             mirrored = ("R" + n[1:]) if side == "L" else ("L" + n[1:]) if side == "R" else n
             perm.append(index.get(mirrored, index[n]))
         return tuple(perm)
+
+    @property
+    def is_builtin(self) -> bool:
+        """True for the toolkit's own skeletons (layout JSON refers to them by name)."""
+        return any(self == s for s in BUILTIN_SKELETONS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The definition as plain JSON types (a custom skeleton travels inside its layout's JSON)."""
+        return {"name": self.name, "joint_names": list(self.joint_names), "parents": list(self.parents)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Skeleton:
+        """The skeleton of a :meth:`to_dict` object; a malformed one raises :class:`SkeletonError`."""
+        if not isinstance(data, dict) or set(data) != {"name", "joint_names", "parents"}:
+            raise SkeletonError("a skeleton definition needs exactly 'name', 'joint_names' and 'parents'")
+        name, names, parents = data["name"], data["joint_names"], data["parents"]
+        if not (isinstance(name, str) and isinstance(names, list) and all(isinstance(n, str) for n in names)
+                and isinstance(parents, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in parents)):
+            raise SkeletonError("a skeleton definition needs a name, a list of joint names and a list of parent indices")
+        return cls(name, tuple(names), tuple(parents))
 
     def index(self, name: str) -> int:
         """Index of a joint by name (:class:`SkeletonError` naming the valid joints otherwise)."""
@@ -140,26 +158,30 @@ HUMANEVA15 = Skeleton(
 )
 """HumanEva-I 15-joint skeleton (VideoPose3D order)."""
 
-SKELETONS: dict[str, Skeleton] = {s.name: s for s in (H36M17, H36M32, COCO17, HUMANEVA15)}
+BUILTIN_SKELETONS: tuple[Skeleton, ...] = (H36M17, H36M32, COCO17, HUMANEVA15)
+_REGISTRY: dict[str, Skeleton] = {s.name: s for s in BUILTIN_SKELETONS}
+SKELETONS: Mapping[str, Skeleton] = MappingProxyType(_REGISTRY)
+"""Read-only view of the skeletons resolvable by name: the built-in ones and any :func:`register_skeleton` added."""
 
 
-def get_skeleton(name: str | Skeleton) -> Skeleton:
-    """Look a skeleton up by name; a :class:`Skeleton` is returned unchanged."""
-    if isinstance(name, Skeleton):
-        return name
+def get_skeleton(name_or_skeleton: str | Skeleton) -> Skeleton:
+    """Resolve a skeleton name (the edges: configs, the CLI, JSON); a :class:`Skeleton` is returned unchanged."""
+    if isinstance(name_or_skeleton, Skeleton):
+        return name_or_skeleton
     try:
-        return SKELETONS[name]
-    except KeyError:
-        raise SkeletonError(f"unknown skeleton {name!r}; known: {', '.join(SKELETONS)}") from None
+        return _REGISTRY[name_or_skeleton]
+    except (KeyError, TypeError):
+        raise SkeletonError(f"unknown skeleton {name_or_skeleton!r}; known: {', '.join(_REGISTRY)}") from None
 
 
 def register_skeleton(skeleton: Skeleton) -> Skeleton:
-    """Make a custom skeleton resolvable by name (layouts refer to skeletons by name).
+    """Make a custom skeleton resolvable by name in configs and on the command line (explicit: nothing else
+    writes the registry; layouts and models hold their :class:`Skeleton` and need no registration).
 
     Registering the same skeleton twice is a no-op; a different skeleton under a taken name raises.
     """
-    known = SKELETONS.get(skeleton.name)
+    known = _REGISTRY.get(skeleton.name)
     if known is not None and known != skeleton:
-        raise ValueError(f"skeleton name {skeleton.name!r} is already registered with a different definition")
-    SKELETONS[skeleton.name] = skeleton
+        raise SkeletonError(f"skeleton name {skeleton.name!r} is already registered with a different definition")
+    _REGISTRY[skeleton.name] = skeleton
     return skeleton

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,13 @@ def h36m_dir() -> Path:
     if missing:
         pytest.skip(f"real Human3.6M not found at {H36M_DIR} (missing {', '.join(missing)}); set GRIDCONV_H36M")
     return H36M_DIR
+
+
+@pytest.fixture(autouse=True)
+def _skeleton_registry_untouched() -> Iterator[None]:
+    """No test leaves a skeleton in the registry (the LayoutEditor's dropdown lists it)."""
+    from gridconv_core.skeleton import SKELETONS
+
+    before = dict(SKELETONS)
+    yield
+    assert dict(SKELETONS) == before, f"a test registered skeletons {sorted(set(SKELETONS) - set(before))}"

@@ -9,7 +9,7 @@ import torch
 
 from gridconv_core import amp
 from gridconv_core.train import Callback, History, TrainConfig, train
-from gridconv_core.train.config import ConfigError
+from gridconv_core.errors import ConfigError
 
 
 @pytest.mark.parametrize(("flags", "expected"), [

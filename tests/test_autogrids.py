@@ -8,7 +8,8 @@ from torch import nn
 
 from gridconv_core import layout_families
 from gridconv_core.autogrids import AutoGrids
-from gridconv_core.sgt import LayoutError, phi, phi_inv
+from gridconv_core.errors import LayoutError
+from gridconv_core.sgt import phi, phi_inv
 from gridconv_core.skeleton import H36M17
 
 SHAPE = (5, 5)

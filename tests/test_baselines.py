@@ -9,8 +9,9 @@ from gridconv_core.baselines import (
     GraphBaseline, GridCellBaseline, LocallyConnected, SemGraphConv, SimpleBaseline, baseline_adjacency,
     build_baseline, cell_adjacency,
 )
-from gridconv_core.model_config import ConfigError, GLNConfig
-from gridconv_core.model import InputError, build_model
+from gridconv_core.errors import ConfigError, InputError
+from gridconv_core.model import build_model
+from gridconv_core.model_config import GLNConfig
 from gridconv_core.graph import adjacency, grid_graph, skeleton_graph
 
 J = 17

@@ -76,7 +76,7 @@ def test_camera_json_and_errors(tmp_path):
     assert cams["S9"]["54138969"].image_size == (1000, 1002)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(DataError, match="corrupt camera file .*bad.json"):
+    with pytest.raises(DataError, match="malformed camera JSON in .*bad.json"):
         load_cameras_json(bad)
     with pytest.raises(DataError, match="cannot read camera file"):
         load_cameras_json(tmp_path / "absent.json")

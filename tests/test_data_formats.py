@@ -85,29 +85,12 @@ def test_poseset_subset_split_concat():
     sub = ps.subset(ps.frame % 2 == 0)
     assert len(sub) == 5 and sub.pose3d.equal(ps.pose3d[::2]) and list(sub.frame) == [0, 2, 4, 6, 8]
     assert ps.subset([3, 1]).pose2d.equal(ps.pose2d[[3, 1]])
-    s11, rest = ps.split_by("subject", ["S11"])
+    s11, rest = ps.subset(ps.subject == "S11"), ps.subset(ps.subject != "S11")
     assert set(s11.subject) == {"S11"} and set(rest.subject) == {"S1"} and len(s11) + len(rest) == len(ps)
     both = PoseSet.concat([rest, s11])
     assert len(both) == len(ps) and sorted(both.frame) == list(range(10))
-    with pytest.raises(DataError, match="cannot split by"):
-        ps.split_by("colour", ["red"])
     with pytest.raises(DataError, match="out of range"):
         ps.subset([10])
-
-
-def test_poseset_batches_cover_each_sample_once():
-    ps = _small_set(10)
-    g = torch.Generator().manual_seed(0)
-    seen = torch.cat([p2 for p2, _ in ps.batches(4, shuffle=True, generator=g)])
-    assert seen.shape == ps.pose2d.shape
-    order = [int(torch.nonzero((ps.pose2d == row).all(dim=(1, 2)))[0]) for row in seen]
-    assert sorted(order) == list(range(10)) and order != list(range(10))
-    again = torch.cat([p2 for p2, _ in ps.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0))])
-    assert again.equal(seen)
-    sizes = [len(p3) for _, p3 in ps.batches(4, shuffle=False, drop_last=True)]
-    assert sizes == [4, 4] and ps.num_batches(4, drop_last=True) == 2 and ps.num_batches(4) == 3
-    first2d, first3d = next(ps.batches(3, shuffle=False))
-    assert first2d.equal(ps.pose2d[:3]) and first3d.equal(ps.pose3d[:3])
     assert ps.to("cpu").device.type == "cpu"
 
 
@@ -390,7 +373,7 @@ def test_detection_files_are_a_training_and_evaluation_source(tmp_path, capture,
 
 
 def test_detection_source_errors(tmp_path, capture):
-    from gridconv_core.model_config import ConfigError
+    from gridconv_core.errors import ConfigError
     from gridconv_core.data import load_h36m
     from gridconv_core.train import TrainConfig
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from gridconv_core.data import PoseSet
-from gridconv_core.evaluate import EvalError, combine_reports, evaluate
+from gridconv_core.errors import EvalError
+from gridconv_core.evaluate import combine_reports, evaluate
 from gridconv_core.skeleton import H36M17
 
 

@@ -1,13 +1,15 @@
 """Layout families (paper 3.2, Table B, Table 6) and the automatic topology-preserving layout."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from gridconv_core import layout_families
-from gridconv_core.sgt import GridLayout, LayoutError
+from gridconv_core import SKELETONS, layout_families
+from gridconv_core.errors import LayoutError
+from gridconv_core.sgt import GridLayout
 from gridconv_core.skeleton import Skeleton
 
 FIXED = ["handcrafted", "handcrafted_onehot", "standard", "learnt_type1", "learnt_type2", "learnt_type3"]
@@ -117,6 +119,23 @@ def test_json_round_trip(tmp_path) -> None:
         layout.to_json(path)
         assert GridLayout.from_json(path) == layout
         assert layout_families.get_layout(str(path), layout.skeleton_name) == layout
+
+
+def test_a_custom_skeleton_travels_in_the_layout_json_and_is_never_registered(tmp_path) -> None:
+    tree = random_tree(3, 18)
+    layout = layout_families.auto(tree)
+    assert tree.name not in SKELETONS and layout.skeleton is tree  # auto() holds the value, registers nothing
+    data = json.loads(layout.to_json())
+    assert data["skeleton"] == tree.to_dict()  # the definition, not a name no reader could resolve
+    assert json.loads(layout_families.handcrafted().to_json())["skeleton"] == "h36m17"  # built-ins by name
+    back = GridLayout.from_json(layout.to_json(tmp_path / "tree.json"))
+    assert back == layout and back.skeleton == tree and tree.name not in SKELETONS
+    assert layout_families.get_layout(tmp_path / "tree.json", tree) == layout
+    with pytest.raises(TypeError):
+        SKELETONS["x"] = tree  # type: ignore[index]  # a read-only view
+    data["skeleton"] = {"name": "broken", "joint_names": ["A", "B"], "parents": [-1]}
+    with pytest.raises(LayoutError, match="2 names but 1 parents"):
+        GridLayout.from_dict(data)
 
 
 def test_get_layout_resolves_and_rejects() -> None:

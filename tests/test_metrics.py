@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from gridconv_core.metrics import MetricError, auc, compute_metric, mpjpe, pa_mpjpe, pck
+from gridconv_core.errors import MetricError
+from gridconv_core.metrics import auc, compute_metric, mpjpe, pa_mpjpe, pck
 
 
 def _random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -95,7 +96,7 @@ def test_joint_restriction_and_per_frame(poses):
 
 def test_compute_metric_dispatch(poses):
     pred, gt = poses
-    assert compute_metric(pred, gt, mode="p-mpjpe") == pa_mpjpe(pred, gt)
+    assert compute_metric(pred, gt, mode="pa_mpjpe") == pa_mpjpe(pred, gt)
     assert compute_metric(pred, gt, mode="pck", threshold=80.0) == pck(pred, gt, threshold=80.0)
     with pytest.raises(MetricError, match="unknown metric mode"):
         compute_metric(pred, gt, mode="n-mpjpe")

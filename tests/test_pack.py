@@ -10,7 +10,8 @@ import pytest
 from gridconv_core.data import DataError, load_h36m
 from gridconv_core.data.camera import Camera
 from gridconv_core.data.h36m import CAMERA_IDS, build_poseset
-from gridconv_core.data.pack import PACKED_FILE, STEP_MM, PackedSequences, pack_h36m, pack_sequences, synthetic_h36m
+from gridconv_core.data.pack import pack_h36m, pack_sequences, synthetic_h36m
+from gridconv_core.data.packed import PACKED_FILE, STEP_MM, PackedSequences
 from gridconv_core.skeleton import H36M17
 
 JOINT_BOUND_M = math.sqrt(3) * STEP_MM / 2 / 1000 * 1.01  # rounding error of a joint (module doc), metres

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gridconv_core import metrics
-from gridconv_core.model_config import ConfigError
+from gridconv_core.errors import ConfigError
 from gridconv_core.train import History, TrainConfig, train
 from gridconv_core.train import trainer as trainer_module
 from gridconv_core.train.config import LR_SCHEDULES, default_config_path

@@ -17,19 +17,20 @@ The layout is ``config.sgt``, or for ``sgt="autogrids"`` the fixed layout it sta
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 import networkx as nx
 from torch import Tensor, nn
 
+from ..errors import ConfigError, check_pose_input
 from ..graph import adjacency, grid_graph, skeleton_graph
 from ..sgt import GridLayout, GridTransform, neighbour_pairs
 from ..layout_families import get_layout
+from ..lifting import LiftingModel
+from ..model_config import GLNConfig
 from ..skeleton import Skeleton, get_skeleton
 from .lcn import LocallyConnected
 from .sem_graph_conv import SemGraphConv
-from ..model import check_pose_input
-from .simple_baseline import WIDTH_PER_CHANNEL, ResidualLifter, SimpleBaseline
+from .simple_baseline import ResidualLifter, SimpleBaseline
 
 __all__ = [
     "BASELINES",
@@ -49,17 +50,17 @@ _GRAPH_LAYERS = {"semgcn": SemGraphConv, "lcn": LocallyConnected}
 BASELINES = ("simple_baseline", *_GRAPH_LAYERS)
 
 
-class GraphBaseline(nn.Module):
-    """Residual graph network (SemGCN / LCN design) of one graph layer type on a fixed joint adjacency."""
+class GraphBaseline(LiftingModel):
+    """Residual graph network (SemGCN / LCN design) of one graph layer type on a fixed adjacency."""
 
-    def __init__(self, layer: type[nn.Module], adj: Tensor, channels: int, num_blocks: int, dropout: float) -> None:
-        super().__init__()
-        self.num_joints = adj.shape[0]
-        self.net = ResidualLifter(partial(layer, adj=adj), 2, 3, channels, num_blocks, dropout)
+    def __init__(self, config: GLNConfig, skeleton: Skeleton, layer: type[nn.Module], adj: Tensor,
+                 sgt: GridTransform | None = None) -> None:
+        super().__init__(config, skeleton, sgt)
+        self.net = ResidualLifter(partial(layer, adj=adj), 2, 3, config.channels, config.num_blocks, config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, J, 2)`` normalised 2D to ``(B, J, 3)`` root-relative 3D."""
-        check_pose_input(x, self.num_joints, training=self.training)
+        check_pose_input(x, self.skeleton.num_joints, self.skeleton.name, self.training)
         return self.net(x)
 
 
@@ -70,21 +71,15 @@ class GridCellBaseline(GraphBaseline):
     adjacency (:func:`cell_adjacency`) and ``phi^-1`` (eq. 11-12) averages the replicas back to joints.
     """
 
-    def __init__(
-        self, layer: type[nn.Module], sgt: GridTransform, channels: int, num_blocks: int, dropout: float,
-        neighbours: int = 8,
-    ) -> None:
-        super().__init__(layer, cell_adjacency(sgt.shape, neighbours), channels, num_blocks, dropout)
-        self.sgt = sgt
-        self.num_joints = sgt.layout.skeleton.num_joints
+    sgt: GridTransform
 
-    def grid_layout(self) -> GridLayout:
-        """The fixed SGT layout whose cells are the graph's nodes."""
-        return self.sgt.layout
+    def __init__(self, config: GLNConfig, skeleton: Skeleton, layer: type[nn.Module], sgt: GridTransform,
+                 neighbours: int = 8) -> None:
+        super().__init__(config, skeleton, layer, cell_adjacency(sgt.shape, neighbours), sgt)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, J, 2)`` normalised 2D to ``(B, J, 3)`` root-relative 3D via the ``(B, H*P, C)`` cells."""
-        check_pose_input(x, self.num_joints, training=self.training)
+        check_pose_input(x, self.skeleton.num_joints, self.skeleton.name, self.training)
         cells = self.sgt(x).flatten(2).transpose(1, 2)  # (B, HP, 2), p = row * P + col
         grid = self.net(cells).transpose(1, 2).unflatten(2, self.sgt.shape)  # (B, 3, H, P)
         return self.sgt.inverse(grid)
@@ -97,47 +92,37 @@ CELL_NEIGHBOURS = {"grid_cells": 8, "grid_cells4": 4}
 def cell_adjacency(shape: tuple[int, int], neighbours: int = 8) -> Tensor:
     """``(HP, HP)`` 0/1 adjacency of an ``H x P`` grid's cells: 8 neighbours (A.5) or 4 (``N(p)`` of eq. 2)."""
     if neighbours not in (4, 8):
-        raise ValueError(f"grid cells have 4 or 8 neighbours, got {neighbours}")
+        raise ConfigError(f"grid cells have 4 or 8 neighbours, got {neighbours}")
     graph = nx.Graph(neighbour_pairs(shape, diagonal=neighbours == 8))
     return adjacency(graph, shape[0] * shape[1])
 
 
-def baseline_layout(config: Any, skeleton: str | Skeleton) -> GridLayout:
+def baseline_layout(config: GLNConfig, skeleton: str | Skeleton) -> GridLayout:
     """The grid layout of the ``"grid"`` / ``"grid_cells"`` baselines: ``config.sgt`` or ``autogrids_init``."""
     spec = config.autogrids_start() if config.sgt == "autogrids" else config.sgt
     shape = tuple(config.grid_shape) if config.grid_shape is not None else None
-    return get_layout(spec, get_skeleton(skeleton), shape)
+    return get_layout(spec, skeleton, shape)
 
 
-def baseline_adjacency(config: Any, skeleton: str | Skeleton) -> Tensor:
+def baseline_adjacency(config: GLNConfig, skeleton: str | Skeleton) -> Tensor:
     """Adjacency of ``config.graph``: ``(J, J)`` for the skeleton or G_craft, ``(HP, HP)`` for D_craft."""
     sk = get_skeleton(skeleton)
     if config.graph == "skeleton":
         return adjacency(skeleton_graph(sk), sk.num_joints)
     if config.graph == "grid":
         return adjacency(grid_graph(baseline_layout(config, sk)), sk.num_joints)
-    if config.graph in CELL_NEIGHBOURS:
-        return cell_adjacency(baseline_layout(config, sk).shape, CELL_NEIGHBOURS[config.graph])
-    raise ValueError(f"unknown baseline graph {config.graph!r}; use 'skeleton', 'grid', {', '.join(CELL_NEIGHBOURS)}")
+    return cell_adjacency(baseline_layout(config, sk).shape, CELL_NEIGHBOURS[config.graph])
 
 
-def build_baseline(config: Any, skeleton: str | Skeleton) -> nn.Module:
-    """The baseline ``config.model`` for ``skeleton``, sized by ``channels``, ``num_blocks``, ``dropout``.
-
-    The module carries ``.skeleton`` and ``.config`` like every model of ``build_model``.
-    """
+def build_baseline(config: GLNConfig, skeleton: str | Skeleton) -> LiftingModel:
+    """The baseline ``config.model`` for ``skeleton``, sized by ``channels``, ``num_blocks``, ``dropout``."""
     sk = get_skeleton(skeleton)
-    net: nn.Module
     if config.model == "simple_baseline":
-        net = SimpleBaseline(sk.num_joints, WIDTH_PER_CHANNEL * config.channels, config.num_blocks, config.dropout)
-    elif config.model in _GRAPH_LAYERS and config.graph in CELL_NEIGHBOURS:
-        sgt = GridTransform(baseline_layout(config, sk))
-        net = GridCellBaseline(_GRAPH_LAYERS[config.model], sgt, config.channels, config.num_blocks, config.dropout,
-                               CELL_NEIGHBOURS[config.graph])
-    elif config.model in _GRAPH_LAYERS:
-        adj = baseline_adjacency(config, sk)
-        net = GraphBaseline(_GRAPH_LAYERS[config.model], adj, config.channels, config.num_blocks, config.dropout)
-    else:
-        raise ValueError(f"unknown baseline {config.model!r}; choose one of {', '.join(BASELINES)}")
-    net.skeleton, net.config = sk, config
-    return net
+        return SimpleBaseline(config, sk)
+    if config.model not in _GRAPH_LAYERS:
+        raise ConfigError(f"unknown baseline {config.model!r}; choose one of {', '.join(BASELINES)}")
+    layer = _GRAPH_LAYERS[config.model]
+    if config.graph in CELL_NEIGHBOURS:
+        return GridCellBaseline(config, sk, layer, GridTransform(baseline_layout(config, sk)),
+                                CELL_NEIGHBOURS[config.graph])
+    return GraphBaseline(config, sk, layer, baseline_adjacency(config, sk))

@@ -12,7 +12,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..model import check_pose_input
+from ..errors import check_pose_input
+from ..lifting import LiftingModel
+from ..model_config import GLNConfig
+from ..skeleton import Skeleton
 
 __all__ = ["ResidualLifter", "SimpleBaseline", "WIDTH_PER_CHANNEL"]
 
@@ -58,15 +61,18 @@ class ResidualLifter(nn.Module):
         return self.output(y)
 
 
-class SimpleBaseline(nn.Module):
-    """Fully connected lifter: Linear 2J -> W, two residual blocks, Linear W -> 3J (Martinez 2017)."""
+class SimpleBaseline(LiftingModel):
+    """Fully connected lifter: Linear 2J -> W, two residual blocks, Linear W -> 3J (Martinez 2017).
 
-    def __init__(self, num_joints: int, width: int = 1024, num_blocks: int = 2, dropout: float = 0.25) -> None:
-        super().__init__()
-        self.num_joints = num_joints
-        self.net = ResidualLifter(nn.Linear, 2 * num_joints, 3 * num_joints, width, num_blocks, dropout)
+    ``W = WIDTH_PER_CHANNEL x config.channels`` (1024 by default)."""
+
+    def __init__(self, config: GLNConfig, skeleton: Skeleton) -> None:
+        super().__init__(config, skeleton)
+        j = skeleton.num_joints
+        self.net = ResidualLifter(nn.Linear, 2 * j, 3 * j, WIDTH_PER_CHANNEL * config.channels, config.num_blocks,
+                                  config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, J, 2)`` normalised 2D to ``(B, J, 3)`` root-relative 3D."""
-        check_pose_input(x, self.num_joints, training=self.training)
-        return self.net(x.reshape(x.shape[0], -1)).reshape(x.shape[0], self.num_joints, 3)
+        check_pose_input(x, self.skeleton.num_joints, self.skeleton.name, self.training)
+        return self.net(x.reshape(x.shape[0], -1)).reshape(x.shape[0], self.skeleton.num_joints, 3)

@@ -5,7 +5,8 @@ from .generator import GeneratorConfig, generate_poses
 from .h36m import ACTIONS, CAMERA_IDS, TEST_SUBJECTS, TRAIN_SUBJECTS, h36m_root, load_h36m, load_h36m32
 from .keypoints import coco17_to_h36m17, match_joints, mpi3dhp17_to_h36m17, sh16_to_h36m17
 from .normalization import normalize, normalize_official, normalize_screen, normalize_wild, unnormalize_screen
-from .poseset import DataError, PoseSet
+from ..errors import DataError
+from .poseset import PoseSet
 
 __all__ = [
     "Camera", "world_to_camera", "camera_to_world", "project", "load_cameras_json",

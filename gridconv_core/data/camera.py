@@ -8,7 +8,6 @@ Every function takes numpy arrays or torch tensors, batched over any leading dim
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .poseset import DataError
+from ..errors import DataError
+from ..io import read_json
 
 __all__ = ["Camera", "world_to_camera", "camera_to_world", "project", "load_cameras_json"]
 
@@ -104,13 +104,7 @@ class Camera:
 
 def load_cameras_json(path: str | os.PathLike[str]) -> dict[str, dict[str, Camera]]:
     """``{subject: {camera id: Camera}}`` from a ``h36m_cameras.json`` file."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise DataError(f"cannot read camera file {path}: {err.strerror or err}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"corrupt camera file {path}: {err}") from None
+    data = read_json(Path(path), DataError, "camera")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise DataError(f"corrupt camera file {path}: expected {{subject: {{camera id: {{R, T, f, c, ...}}}}}}")
     return {subj: {cid: Camera.from_dict(cid, d) for cid, d in cams.items()} for subj, cams in data.items()}

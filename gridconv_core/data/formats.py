@@ -5,93 +5,41 @@
   ``S*/StackedHourglass/*.h5``).
 * :func:`load_generic_npz`: the documented paired-pose npz for any other dataset.
 * :func:`load_mpi_inf_3dhp`: the MPI-INF-3DHP test set (``TS1..TS6/annot_data.mat``).
-* :func:`read_detections`: a file of Human3.6M 2D detections (VideoPose3D ``data_2d_h36m_<name>.npz``,
-  EvoSkeleton HRNet ``.npy`` / ``.pth.tar``), the training and evaluation source ``"detections:PATH"``.
 
-Human3.6M formats go through the same :func:`.h36m.build_poseset` pipeline as the compact files.
+Human3.6M formats go through the same :func:`.h36m.build_poseset` pipeline as the compact files; files of
+Human3.6M 2D detections are read by :func:`.h36m.read_detections`.
 """
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
 from ..skeleton import H36M17, Skeleton, get_skeleton
 from .camera import Camera, load_cameras_json
 from .h36m import (CAMERA_IDS, SUBJECTS, Detections, _check_choice, build_poseset, canonical_sequence, h36m_root,
-                   is_excluded, open_npz)
-from .keypoints import (H36M32_TO_H36M17, SH_NECK_RATIO, coco17_to_h36m17, fill_missing_joints, match_joints,
+                   is_excluded, open_npz, read_detections)
+from .keypoints import (H36M32_TO_H36M17, SH_NECK_RATIO, fill_missing_joints, match_joints,
                         mpi3dhp17_to_h36m17, sh16_to_h36m17)
 from .normalization import normalize
-from .poseset import DataError, PoseSet
+from .poseset import PoseSet
+from .safe_pickle import load_pickled_member
 
-__all__ = ["load_videopose3d", "load_martinez", "load_generic_npz", "load_mpi_inf_3dhp", "read_detections",
+__all__ = ["load_videopose3d", "load_martinez", "load_generic_npz", "load_mpi_inf_3dhp",
            "MPI3DHP_IMAGE_SIZE"]
 
 MPI3DHP_IMAGE_SIZE = {"TS1": (2048, 2048), "TS2": (2048, 2048), "TS3": (2048, 2048), "TS4": (2048, 2048),
                       "TS5": (1920, 1080), "TS6": (1920, 1080)}
 MPI3DHP_ACTIVITIES = ("Standing/Walking", "Exercising", "Sitting", "Reaching/Crouching", "On the floor",
                       "Sports", "Miscellaneous")
-_PICKLE_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-}
 CameraSource = str | os.PathLike[str] | Mapping[str, Mapping[str, Camera]] | None
 
 
 # ---------------------------------------------------------------------- VideoPose3D
-class _ArrayUnpickler(pickle.Unpickler):
-    """Rebuilds only numpy arrays, dtypes and plain containers; any other global is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _PICKLE_ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def _read_pickled_npy(fh: Any, what: str) -> Any:
-    """The object of a pickled ``.npy`` stream (an object array, as ``np.save`` writes a dict) via
-    :class:`_ArrayUnpickler`; a 0-d array becomes its item."""
-    version = np.lib.format.read_magic(fh)
-    if version not in ((1, 0), (2, 0)):
-        raise ValueError(f"unsupported .npy format version {version}")
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    _, _, dtype = read_header(fh)
-    if not dtype.hasobject:
-        raise DataError(f"{what} is a plain array, expected a pickled dict")
-    array = _ArrayUnpickler(fh, encoding="latin1").load()
-    return array.item() if isinstance(array, np.ndarray) and array.shape == () else array
-
-
-def _load_pickled_member(path: Path, key: str) -> Any:
-    """The object stored under ``key`` of a VideoPose3D npz (a pickled 0-d object array).
-
-    VideoPose3D saves its dicts as object arrays, which ``np.load`` reads only with
-    ``allow_pickle=True`` (arbitrary code on a malicious file). We read that one member with a
-    restricted unpickler instead: the same data, no code execution.
-    """
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
-            value = _read_pickled_npy(fh, f"{path}: {key!r}")
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"missing file {path}") from None
-    except KeyError:
-        raise DataError(f"{path} has no {key!r} entry (not a VideoPose3D file)") from None
-    except Exception as err:  # damaged zip or pickle data, or a refused global
-        raise DataError(f"corrupt VideoPose3D file {path}: {err}") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: {key!r} holds {type(value).__name__}, expected a dict")
-    return value
-
-
 def _cameras(cameras: CameraSource) -> Mapping[str, Mapping[str, Camera]]:
     if cameras is None:
         return load_cameras_json(h36m_root() / "h36m_cameras.json")
@@ -119,7 +67,7 @@ def load_videopose3d(
     """
     subjects = _check_choice("subject", subjects, SUBJECTS)
     exclude_drift = npz_2d is not None if exclude_drift is None else exclude_drift
-    positions = _load_pickled_member(Path(npz_3d), "positions_3d")
+    positions = load_pickled_member(Path(npz_3d), "positions_3d")
     sequences = {}
     for subject in subjects:
         for action, x in positions.get(subject, {}).items():
@@ -141,91 +89,6 @@ def load_videopose3d(
 
 
 # ---------------------------------------------------------------------- detection files
-Track = tuple[str, str, str]
-"""``(subject, canonical sequence, camera id)`` of one 2D track."""
-
-
-def read_detections(path: str | os.PathLike[str]) -> Detections:
-    """Human3.6M 2D detections in a file, as ``detections(subject, sequence, camera) -> (T', 17, 2)`` px.
-
-    * VideoPose3D ``data_2d_h36m_<name>.npz`` (CPN fine-tuned, Detectron, ...): ``positions_2d`` =
-      {subject: {action: [4 x (T', J, 2+)]}} in the camera order of :data:`CAMERA_IDS`;
-      ``metadata["layout_name"]`` ``"h36m"`` (H36M-17) or ``"coco"`` (COCO-17, converted).
-    * EvoSkeleton's HRNet detections, the input of the authors' detected-2D models: a dict
-      ``{(subject, action, "<sequence>.<camera>"): (T', 34) or (T', 17, 2)}`` in H36M-17 order, saved by
-      ``np.save`` (``.npy``) or ``torch.save`` (``.pth.tar``, ``.pt``, ``.pth``); subjects ``"S9"`` or ``9``.
-
-    Sequence names are matched after :func:`.h36m.canonical_sequence`. Only arrays and plain containers
-    are unpickled. A missing track raises a one-line :class:`DataError` naming subject, sequence and camera;
-    callers trim longer tracks to the 3D length (as VideoPose3D does) and
-    :func:`.h36m.build_poseset` refuses shorter ones.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"missing detection file {path}")
-    tracks = _videopose3d_tracks(path) if path.suffix == ".npz" else _evoskeleton_tracks(path)
-
-    def detections(subject: str, sequence: str, cid: str) -> np.ndarray:
-        kp = tracks.get((subject, canonical_sequence(sequence), cid))
-        if kp is None:
-            raise DataError(f"{path.name} has no 2D for {subject}/{sequence} camera {cid}")
-        return kp
-
-    return detections
-
-
-def _h36m17_px(kp: Any, where: str, layout: str = "h36m") -> np.ndarray:
-    kp = np.asarray(kp, dtype=np.float32)
-    if kp.ndim == 2 and kp.shape[1] == 34:
-        kp = kp.reshape(len(kp), 17, 2)
-    if kp.ndim != 3 or kp.shape[1] != 17 or kp.shape[2] < 2:
-        raise DataError(f"{where}: 2D has shape {kp.shape}, expected (T, 17, 2) or (T, 34)")
-    kp = kp[..., :2]
-    return coco17_to_h36m17(kp) if layout == "coco" else kp
-
-
-def _videopose3d_tracks(path: Path) -> dict[Track, np.ndarray]:
-    positions = _load_pickled_member(path, "positions_2d")
-    layout = _load_pickled_member(path, "metadata").get("layout_name", "h36m")
-    if layout not in ("h36m", "coco"):
-        raise DataError(f"{path}: 2D layout {layout!r} is not 'h36m' or 'coco'")
-    tracks = {}
-    for subject, actions in positions.items():
-        for action, cams in actions.items():
-            for cid, kp in zip(CAMERA_IDS, cams):
-                tracks[(str(subject), canonical_sequence(str(action)), cid)] = _h36m17_px(kp, f"{path} {subject}/{action}", layout)
-    return tracks
-
-
-def _evoskeleton_tracks(path: Path) -> dict[Track, np.ndarray]:
-    try:
-        if path.suffix == ".npy":
-            with path.open("rb") as fh:
-                data = _read_pickled_npy(fh, str(path))
-        else:
-            import torch
-
-            safe = [np.zeros(0).__reduce__()[0], np.ndarray, np.dtype,
-                    *{type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int32, np.int64)}]
-            with torch.serialization.safe_globals(safe):
-                data = torch.load(path, map_location="cpu", weights_only=True)
-    except DataError:
-        raise
-    except Exception as err:  # damaged file or a refused global
-        raise DataError(f"corrupt detection file {path} ({type(err).__name__}); expected a pickled dict of arrays") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path} holds {type(data).__name__}, expected a dict of 2D tracks")
-    tracks = {}
-    for key, kp in data.items():
-        if not (isinstance(key, tuple) and len(key) == 3):
-            raise DataError(f"{path}: key {key!r} is not (subject, action, '<sequence>.<camera>')")
-        subject, _, name = (k.decode("latin1") if isinstance(k, bytes) else k for k in key)  # Python 2 strings
-        sequence, _, cid = str(name).removesuffix(".h5").rpartition(".")
-        subject = f"S{subject}" if isinstance(subject, (int, np.integer)) else str(subject)
-        tracks[(subject, canonical_sequence(sequence), cid)] = _h36m17_px(kp, f"{path} {key}")
-    return tracks
-
-
 # ---------------------------------------------------------------------- Martinez
 def _h5py() -> Any:
     try:

@@ -18,7 +18,8 @@ import numpy as np
 from ..skeleton import H36M17, Skeleton, get_skeleton
 from .camera import project, world_to_camera
 from .normalization import normalize
-from .poseset import DataError, PoseSet
+from ..errors import DataError
+from .poseset import PoseSet
 
 __all__ = ["GeneratorConfig", "SyntheticCapture", "synthesize", "generate_poses", "REST_OFFSETS", "JOINT_LIMITS"]
 

@@ -18,16 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
 from ..skeleton import H36M17, H36M32, Skeleton
 from .camera import Camera, load_cameras_json
-from .keypoints import SH_NECK_RATIO, sh16_to_h36m17
+from .keypoints import SH_NECK_RATIO, coco17_to_h36m17, sh16_to_h36m17
 from .normalization import NORMALIZATIONS, normalize
-from .poseset import DataError, PoseSet
+from .packed import PACKED_FILE, PackedSequences
+from .poseset import PoseSet
+from .safe_pickle import load_pickled_member, read_pickled_npy
 
 __all__ = [
     "TRAIN_SUBJECTS", "TEST_SUBJECTS", "SUBJECTS", "ACTIONS", "CAMERA_IDS", "FILES",
     "ALWAYS_EXCLUDED", "DRIFT_SEQUENCES", "h36m_root", "action_group", "canonical_sequence",
-    "is_excluded", "open_npz", "build_poseset", "load_h36m", "load_h36m32", "detection_path",
+    "is_excluded", "open_npz", "build_poseset", "load_h36m", "load_h36m32", "detection_path", "read_detections",
 ]
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -192,9 +195,7 @@ def _check_choice(kind: str, values: Sequence[str], known: Sequence[str]) -> tup
 
 
 def _open_3d17(root: Path) -> Any:
-    """The shared 3D file, or a packed folder's (:mod:`.pack`) when only that one is there."""
-    from .pack import PACKED_FILE, PackedSequences
-
+    """The shared 3D file, or a packed folder's (:mod:`.packed`) when only that one is there."""
     if not (root / FILES["3d17"]).exists() and (root / PACKED_FILE).exists():
         return PackedSequences(root / PACKED_FILE)
     return open_npz(root / FILES["3d17"])
@@ -222,10 +223,10 @@ def load_h36m(
     """Human3.6M-17 from the compact shared files.
 
     Args:
-        root: the data folder (default :func:`h36m_root`), or a packed folder (:mod:`.pack`, ground truth only).
+        root: the data folder (default :func:`h36m_root`), or a packed folder (:mod:`.packed`, ground truth only).
         subjects: e.g. :data:`TRAIN_SUBJECTS` or :data:`TEST_SUBJECTS`.
         source: ``"gt"`` (3D projected with the full camera model), ``"sh"`` (SH detections) or
-            ``"detections:PATH"`` (any file :func:`.formats.read_detections` reads: VideoPose3D CPN /
+            ``"detections:PATH"`` (any file :func:`read_detections` reads: VideoPose3D CPN /
             Detectron npz, EvoSkeleton HRNet); ``meta["source"]`` is then the file's stem.
         cameras: camera ids (default all four).
         every: keep every n-th frame.
@@ -249,8 +250,6 @@ def load_h36m(
         def detections(subject: str, name: str, cid: str) -> np.ndarray:
             return sh16_to_h36m17(sh[f"{subject}/{name}/{cid}"], neck_ratio)
     elif detection_file is not None:
-        from .formats import read_detections  # formats builds on this module
-
         read, label = read_detections(detection_file), Path(detection_file).stem
 
         def detections(subject: str, name: str, cid: str) -> np.ndarray:
@@ -291,3 +290,89 @@ def load_h36m32(
     sequences = _select(open_npz(root / FILES["3d32"]), subjects, exclude_drift=False)
     return build_poseset(sequences, cams, H36M32, camera_ids, every, normalization, frame_step=4,
                          meta={"dataset": "h36m32", "source": "gt", "exclude_drift": False})
+
+
+# ---------------------------------------------------------------------- 2D detection files
+Track = tuple[str, str, str]
+"""``(subject, canonical sequence, camera id)`` of one 2D track."""
+
+
+def read_detections(path: str | os.PathLike[str]) -> Detections:
+    """Human3.6M 2D detections in a file, as ``detections(subject, sequence, camera) -> (T', 17, 2)`` px.
+
+    * VideoPose3D ``data_2d_h36m_<name>.npz`` (CPN fine-tuned, Detectron, ...): ``positions_2d`` =
+      {subject: {action: [4 x (T', J, 2+)]}} in the camera order of :data:`CAMERA_IDS`;
+      ``metadata["layout_name"]`` ``"h36m"`` (H36M-17) or ``"coco"`` (COCO-17, converted).
+    * EvoSkeleton's HRNet detections, the input of the authors' detected-2D models: a dict
+      ``{(subject, action, "<sequence>.<camera>"): (T', 34) or (T', 17, 2)}`` in H36M-17 order, saved by
+      ``np.save`` (``.npy``) or ``torch.save`` (``.pth.tar``, ``.pt``, ``.pth``); subjects ``"S9"`` or ``9``.
+
+    Sequence names are matched after :func:`canonical_sequence`. Only arrays and plain containers
+    are unpickled. A missing track raises a one-line :class:`DataError` naming subject, sequence and camera;
+    callers trim longer tracks to the 3D length (as VideoPose3D does) and
+    :func:`build_poseset` refuses shorter ones.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"missing detection file {path}")
+    tracks = _videopose3d_tracks(path) if path.suffix == ".npz" else _evoskeleton_tracks(path)
+
+    def detections(subject: str, sequence: str, cid: str) -> np.ndarray:
+        kp = tracks.get((subject, canonical_sequence(sequence), cid))
+        if kp is None:
+            raise DataError(f"{path.name} has no 2D for {subject}/{sequence} camera {cid}")
+        return kp
+
+    return detections
+
+
+def _h36m17_px(kp: Any, where: str, layout: str = "h36m") -> np.ndarray:
+    kp = np.asarray(kp, dtype=np.float32)
+    if kp.ndim == 2 and kp.shape[1] == 34:
+        kp = kp.reshape(len(kp), 17, 2)
+    if kp.ndim != 3 or kp.shape[1] != 17 or kp.shape[2] < 2:
+        raise DataError(f"{where}: 2D has shape {kp.shape}, expected (T, 17, 2) or (T, 34)")
+    kp = kp[..., :2]
+    return coco17_to_h36m17(kp) if layout == "coco" else kp
+
+
+def _videopose3d_tracks(path: Path) -> dict[Track, np.ndarray]:
+    positions = load_pickled_member(path, "positions_2d")
+    layout = load_pickled_member(path, "metadata").get("layout_name", "h36m")
+    if layout not in ("h36m", "coco"):
+        raise DataError(f"{path}: 2D layout {layout!r} is not 'h36m' or 'coco'")
+    tracks = {}
+    for subject, actions in positions.items():
+        for action, cams in actions.items():
+            for cid, kp in zip(CAMERA_IDS, cams):
+                tracks[(str(subject), canonical_sequence(str(action)), cid)] = _h36m17_px(kp, f"{path} {subject}/{action}", layout)
+    return tracks
+
+
+def _evoskeleton_tracks(path: Path) -> dict[Track, np.ndarray]:
+    try:
+        if path.suffix == ".npy":
+            with path.open("rb") as fh:
+                data = read_pickled_npy(fh, str(path))
+        else:
+            import torch
+
+            safe = [np.zeros(0).__reduce__()[0], np.ndarray, np.dtype,
+                    *{type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int32, np.int64)}]
+            with torch.serialization.safe_globals(safe):
+                data = torch.load(path, map_location="cpu", weights_only=True)
+    except DataError:
+        raise
+    except Exception as err:  # damaged file or a refused global
+        raise DataError(f"corrupt detection file {path} ({type(err).__name__}); expected a pickled dict of arrays") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} holds {type(data).__name__}, expected a dict of 2D tracks")
+    tracks = {}
+    for key, kp in data.items():
+        if not (isinstance(key, tuple) and len(key) == 3):
+            raise DataError(f"{path}: key {key!r} is not (subject, action, '<sequence>.<camera>')")
+        subject, _, name = (k.decode("latin1") if isinstance(k, bytes) else k for k in key)  # Python 2 strings
+        sequence, _, cid = str(name).removesuffix(".h5").rpartition(".")
+        subject = f"S{subject}" if isinstance(subject, (int, np.integer)) else str(subject)
+        tracks[(subject, canonical_sequence(sequence), cid)] = _h36m17_px(kp, f"{path} {key}")
+    return tracks

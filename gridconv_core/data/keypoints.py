@@ -21,7 +21,7 @@ import numpy as np
 from torch import Tensor
 
 from ..skeleton import H36M17, Skeleton, get_skeleton
-from .poseset import DataError
+from ..errors import DataError
 
 __all__ = [
     "SH16_NAMES", "SH16_TO_H36M17", "SH_NECK_RATIO", "MPI3DHP17_TO_H36M17", "H36M32_TO_H36M17",

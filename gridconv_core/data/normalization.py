@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 from torch import Tensor
 
+from ..errors import ConfigError
 from .camera import _like
 
 __all__ = ["NORMALIZATIONS", "normalize", "normalize_screen", "unnormalize_screen", "normalize_official",
@@ -69,7 +70,7 @@ def normalize(uv: Array, w: Any, h: Any, mode: str = "screen") -> Array:
         return normalize_official(uv)
     if mode == "wild":
         return normalize_wild(uv, w, h)
-    raise ValueError(f"unknown normalization {mode!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    raise ConfigError(f"unknown normalization {mode!r}; choose one of {', '.join(NORMALIZATIONS)}")
 
 
 def _screen_offset(w: Array, h: Array, ref: Array) -> Array:

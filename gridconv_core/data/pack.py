@@ -1,7 +1,7 @@
-"""A compact Human3.6M-17 training folder for machines that receive the repository only (issue 11).
+"""Writing a compact Human3.6M-17 training folder for machines that receive the repository only (issue 11).
 
 ``python -m gridconv_core.data.pack [--root DIR] [--out packed/h36m]`` writes into a git-ignored
-folder (never commit it: it is derived from Human3.6M):
+folder (never commit it: it is derived from Human3.6M), in the format of :mod:`.packed`:
 
 * ``h36m_3d17_int16.npz``: every sequence's world-frame joints as the root joint (float32 mm) plus
   the 16 other joints relative to it (int16, 0.1 mm steps); compressed, about 46 MB for the 497,888
@@ -27,54 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
 from ..io import atomic_write_bytes, atomic_write_text
-from .poseset import DataError
+from .generator import GeneratorConfig, synthesize
+from .h36m import ACTIONS, CAMERA_IDS, FILES, SUBJECTS, _check_choice, h36m_root, open_npz
+from .packed import _LIMIT, FORMAT, PACKED_FILE, STEP_MM, PackedSequences
 
-__all__ = ["PACKED_FILE", "STEP_MM", "PackedSequences", "pack_sequences", "pack_h36m", "synthetic_h36m", "main"]
-
-PACKED_FILE = "h36m_3d17_int16.npz"
-FORMAT = "gridconv-h36m17-int16-v1"
-STEP_MM = 0.1
-"""Quantisation step of the root-relative joints (mm): int16 then spans +-3276.7 mm."""
-_LIMIT = np.iinfo(np.int16).max
-
-
-class PackedSequences:
-    """Read side of a packed file: ``keys`` and ``self["S9/Walking 1"] -> (T, 17, 3)`` float32 world mm.
-
-    Mirrors the shared ``h36m_3d17_world_mm.npz`` (what :func:`~gridconv_core.data.h36m.open_npz` gives).
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        try:
-            with np.load(self.path, allow_pickle=False) as npz:
-                fmt, names = str(npz["format"]), [str(k) for k in npz["keys"]]
-                lengths, self._root, self._offset = npz["lengths"], npz["root_mm"], npz["offset_01mm"]
-        except FileNotFoundError:
-            raise DataError(f"missing file {self.path}") from None
-        except Exception as err:  # zipfile, zlib, missing arrays, header parsing
-            raise DataError(f"corrupt packed file {self.path}: {type(err).__name__}: {err}") from None
-        frames = int(lengths.sum())
-        if fmt != FORMAT or len(names) != len(lengths) or self._root.shape != (frames, 3) \
-                or self._offset.shape != (frames, 16, 3) or self._offset.dtype != np.int16:
-            raise DataError(f"{self.path} is not a {FORMAT} file (or its arrays disagree in size)")
-        ends = np.cumsum(lengths)
-        self._slices = {k: slice(int(e - n), int(e)) for k, n, e in zip(names, lengths, ends)}
-        self.keys = frozenset(names)
-        self.lengths = {k: int(n) for k, n in zip(names, lengths)}
-        self.num_frames = frames
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self._slices:
-            raise DataError(f"{self.path.name} has no sequence {key!r}")
-        s = self._slices[key]
-        root = self._root[s]
-        x = np.empty((len(root), 17, 3), dtype=np.float32)
-        x[:, 0] = root
-        x[:, 1:] = root[:, None] + self._offset[s].astype(np.float32) * np.float32(STEP_MM)
-        return x
-
+__all__ = ["pack_sequences", "pack_h36m", "synthetic_h36m", "main"]
 
 def pack_sequences(sequences: Mapping[str, np.ndarray], cameras: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Path:
     """Write ``{"S1/Directions 1": (T, 17, 3) world mm}`` and the calibration dict as a packed folder."""
@@ -94,8 +53,6 @@ def pack_sequences(sequences: Mapping[str, np.ndarray], cameras: Mapping[str, An
                         root_mm=world[:, 0].astype(np.float32), offset_01mm=offset.astype(np.int16))
     out = Path(out_dir)
     atomic_write_bytes(out / PACKED_FILE, buf.getvalue())
-    from .h36m import FILES
-
     atomic_write_text(out / FILES["cameras"], json.dumps(cameras) + "\n")
     return out
 
@@ -103,8 +60,6 @@ def pack_sequences(sequences: Mapping[str, np.ndarray], cameras: Mapping[str, An
 def pack_h36m(root: str | os.PathLike[str] | None = None, out_dir: str | os.PathLike[str] = "packed/h36m",
               subjects: Sequence[str] | None = None, sequences_per_subject: int = 0, frames_per_sequence: int = 0) -> Path:
     """Pack the shared Human3.6M-17 files (optionally a subset: the first sequences / frames)."""
-    from .h36m import FILES, SUBJECTS, _check_choice, h36m_root, open_npz
-
     root = h36m_root(root)
     chosen = _check_choice("subject", subjects if subjects is not None else SUBJECTS, SUBJECTS)
     npz = open_npz(root / FILES["3d17"])
@@ -122,9 +77,6 @@ def synthetic_h36m(frames_per_subject: int = 200, seed: int = 0) -> tuple[dict[s
 
     Returns ``(sequences, cameras)`` for :func:`pack_sequences`; for tests and the GPU script's dry run.
     """
-    from .generator import GeneratorConfig, synthesize
-    from .h36m import ACTIONS, CAMERA_IDS, SUBJECTS
-
     length = max(1, frames_per_subject // 2)
     sequences: dict[str, np.ndarray] = {}
     cameras: dict[str, Any] = {}

@@ -7,7 +7,7 @@ no per-sample Python ``__getitem__`` in the hot path.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,16 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DataError
 from ..skeleton import Skeleton
 
-__all__ = ["DataError", "PoseSet", "LABEL_FIELDS"]
+__all__ = ["PoseSet", "LABEL_FIELDS"]
 
 LABEL_FIELDS = ("subject", "action", "sequence", "camera", "frame")
 """Per-sample label arrays of a :class:`PoseSet` (numpy, length ``N``)."""
-
-
-class DataError(ValueError):
-    """Bad or inconsistent data; the one-line message names the file, field or row."""
 
 
 @dataclass
@@ -100,14 +97,6 @@ class PoseSet:
         labels = {name: getattr(self, name)[idx] for name in LABEL_FIELDS}
         return replace(self, pose2d=self.pose2d[t], pose3d=self.pose3d[t], meta=dict(self.meta), **labels)
 
-    def split_by(self, field_name: str, values: Sequence[Any]) -> tuple[PoseSet, PoseSet]:
-        """``(rows whose label is in values, the other rows)``, e.g. a validation split by sequence."""
-        if field_name not in LABEL_FIELDS:
-            raise DataError(f"cannot split by {field_name!r}; labels: {', '.join(LABEL_FIELDS)}")
-        labels = getattr(self, field_name)
-        mask = np.isin(labels, np.asarray(list(values)))
-        return self.subset(mask), self.subset(~mask)
-
     def split_tail(self, fraction: float, gap: int = 50) -> tuple[PoseSet, PoseSet]:
         """``(head, tail)``: the last ``fraction`` of every sequence's frames (the same frame range for
         every camera) is the tail; the ``gap`` frames before it (1 s at 50 Hz) belong to neither, so no
@@ -119,27 +108,6 @@ class PoseSet:
         np.maximum.at(last, seq, self.frame)
         cut = np.ceil((1.0 - fraction) * (last[seq] + 1)).astype(np.int64)
         return self.subset(self.frame < cut - gap), self.subset(self.frame >= cut)
-
-    def batches(
-        self, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None, drop_last: bool = False
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(pose2d, pose3d)`` batches by index on the tensors' device."""
-        if batch_size < 1:
-            raise DataError(f"batch_size must be positive, got {batch_size}")
-        n = len(self)
-        if shuffle:
-            where = generator.device if generator is not None else self.device
-            order = torch.randperm(n, generator=generator, device=where).to(self.device)
-        else:
-            order = torch.arange(n, device=self.device)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            idx = order[start:start + batch_size]
-            yield self.pose2d[idx], self.pose3d[idx]
-
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        """How many batches :meth:`batches` yields."""
-        return len(self) // batch_size if drop_last else -(-len(self) // batch_size)
 
     @staticmethod
     def concat(sets: Sequence[PoseSet]) -> PoseSet:

@@ -1,7 +1,7 @@
 """Training checkpoints: plain dicts of tensors and primitives, written atomically every epoch.
 
 A checkpoint loads with ``torch.load(path, weights_only=True)``: RNG states are stored as tensors
-and lists, histories as lists. It holds the config, layout JSON, attention temperature, model,
+and lists, histories as lists. It holds the config, layout JSON, model,
 optimiser and scheduler states, RNG states, the finished epoch count, the metric history, the best
 (validation-selected) state and the S^prob history of AutoGrids (A.3).
 """
@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import CheckpointError, atomic_write_bytes
+from ..errors import CheckpointError
+from ..io import atomic_write_bytes
 
-__all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "atomic_write_bytes", "save_checkpoint", "load_checkpoint",
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint",
            "rng_state", "set_rng_state", "check_model_config"]
 
 CHECKPOINT_FORMAT = "gridconv-train-checkpoint"

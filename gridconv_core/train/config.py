@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..amp import AMP_MODES  # "auto": bf16 where the hardware has it (gridconv_core.amp)
-from ..model_config import ConfigError, GLNConfig, JsonConfig
-from ..data.h36m import DataError, detection_path
+from ..data.h36m import detection_path
+from ..errors import ConfigError, DataError
+from ..model_config import GLNConfig, JsonConfig
 
-__all__ = ["ConfigError", "TrainConfig", "LR_SCHEDULES", "RECIPE_FIELDS", "parse_override", "default_config_path",
+__all__ = ["TrainConfig", "LR_SCHEDULES", "RECIPE_FIELDS", "parse_override", "default_config_path",
            "recipe_overrides"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"

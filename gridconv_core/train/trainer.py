@@ -32,18 +32,19 @@ from ..data.poseset import PoseSet
 from ..amp import autocast
 from ..evaluate import EvalReport, evaluate, predict
 from ..io import atomic_write_text
+from ..lifting import LiftingModel
 from ..model import build_model
 from .callbacks import Callback, CallbackList
-from .checkpoint import (CheckpointError, check_model_config, load_checkpoint, rng_state, save_checkpoint,
+from ..errors import CheckpointError, ConfigError
+from .checkpoint import (check_model_config, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import LR_SCHEDULES, SMOOTH_SCHEDULES, ConfigError, TrainConfig
+from .config import LR_SCHEDULES, SMOOTH_SCHEDULES, TrainConfig
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_distributed, shard_indices
 
 __all__ = ["TrainResult", "train", "load_splits", "load_train_val", "load_test", "resolve_device", "lr_factor",
            "smooth_factor", "lr_lambda", "model_from_checkpoint"]
 
 LAST = "last.pt"
-TIMING_KEYS = ("time_s", "samples_per_s", "elapsed_s")
 
 
 @dataclass
@@ -52,7 +53,7 @@ class TrainResult:
 
     config: TrainConfig
     run_dir: Path
-    model: nn.Module
+    model: LiftingModel
     history: list[dict[str, Any]]
     best_epoch: int
     best_val_mpjpe: float
@@ -62,13 +63,13 @@ class TrainResult:
     """Reference: MPJPE (mm) on the test set of always predicting the mean training pose."""
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' requested but CUDA is not available")
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
-    return torch.device("cuda", local_rank)
+    return torch.device("cuda", 0)
 
 
 def lr_factor(epoch: int, step: int, gamma: float, offset: int) -> float:
@@ -149,7 +150,7 @@ def load_splits(config: TrainConfig) -> tuple[Any, Any | None, Any]:
 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu",
-                          which: str = "best_state") -> tuple[nn.Module, TrainConfig]:
+                          which: str = "best_state") -> tuple[LiftingModel, TrainConfig]:
     """Rebuild the model of a training checkpoint with its best (or ``"model"``: last) weights."""
     state = load_checkpoint(path)
     try:
@@ -250,8 +251,8 @@ class _Run:
         """One pass over this rank's shard; True when the time budget ran out."""
         cfg, model = self.config, self.model
         model.train()
-        if _autogrids(model) is not None:
-            _autogrids(model).noise = self.epoch < cfg.noise_off_epoch  # A.3: Gumbel noise until epoch 30
+        if model.autogrids is not None:
+            model.autogrids.noise = self.epoch < cfg.noise_off_epoch  # A.3: Gumbel noise until epoch 30
         self.callbacks.on_epoch_start(self.epoch, model)
         idx = shard_indices(len(self.x_train), self.epoch, cfg.seed, self.info, self.device)
         batches = idx.split(max(1, cfg.batch_size // self.info.world_size))
@@ -306,7 +307,7 @@ class _Run:
         record: dict[str, Any] = {"epoch": self.epoch + 1, **self._epoch_stats, "val_mpjpe": val,
                                   "best_epoch": self.best_epoch, "best_val_mpjpe": best_val,
                                   "world_size": self.info.world_size}
-        ag = _autogrids(self.model)
+        ag = self.model.autogrids
         if ag is not None:
             self.s_prob_history.append(ag.snapshot())
             record["noise"] = bool(ag.noise)
@@ -321,11 +322,10 @@ class _Run:
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> None:
-        model = self.model
+        model, layout = self.model, self.model.grid_layout()
         save_checkpoint(self.run_dir / LAST, {
             "config": self.config.to_dict(),
-            "layout": model.grid_layout().to_json() if hasattr(model, "grid_layout") else None,
-            "attention_temperature": float(self.config.model.attention_temperature),
+            "layout": None if layout is None else layout.to_json(),
             "model": _cpu_state(model),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -365,12 +365,13 @@ def _load_state(model: nn.Module, state: dict[str, Tensor], path: str | Path) ->
         raise CheckpointError(f"checkpoint {path} does not fit the model: {first[:160]}") from None
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: LiftingModel, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam (paper A.3) or AdamW; weight decay, if any, only on weight matrices and kernels (not on
     biases, BatchNorm or the AutoGrids scores)."""
+    scores = set() if model.autogrids is None else set(model.autogrids.parameters())
     decay, keep = [], []
-    for name, param in model.named_parameters():
-        (decay if param.ndim >= 2 and not name.startswith("autogrids") else keep).append(param)
+    for param in model.parameters():
+        (decay if param.ndim >= 2 and param not in scores else keep).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": keep, "weight_decay": 0.0}]
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     fused = {"fused": True} if next(model.parameters()).is_cuda else {}  # one kernel for all parameters
@@ -382,11 +383,6 @@ def _steps_per_epoch(num_train: int, config: TrainConfig, world_size: int) -> in
     per_rank = -(-num_train // world_size)
     steps = -(-per_rank // max(1, config.batch_size // world_size))
     return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch else steps
-
-
-def _autogrids(model: nn.Module) -> Any:
-    """The model's AutoGrids module, or None (fixed SGT, baselines)."""
-    return getattr(model, "autogrids", None)
 
 
 def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
