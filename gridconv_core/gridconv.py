@@ -24,7 +24,9 @@ GEMM. It does all 450 terms but reads 4.7 MB of weights per 256-channel layer in
 are cached, keyed by the parameters' identity, storage and version counters (every in-place update
 through the parameter, e.g. an optimiser step or ``load_state_dict``, bumps them); switching between
 train and eval mode drops the cache. Edits through ``param.data`` bypass the version counter: switch
-modes after them (``model.train().eval()``).
+modes after them (``model.train().eval()``). On CPU the cached kernels are reordered once for oneDNN's
+GEMM (:class:`PackedKernel`), which runs these shapes 1.3-2x faster than the BLAS behind ``torch.matmul``
+and skips the per-call packing of the kernel that dominates small batches.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import KernelScale
+from .errors import ConfigError, InputError
 
 __all__ = ["AXIS_MODES", "PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "GridConv", "DGridConv"]
 
@@ -67,7 +70,7 @@ def normalise_paddings(paddings: str | Sequence[str]) -> tuple[str, ...]:
         modes.append(axes[0] if len(axes) == 2 and axes[0] == axes[1] else ":".join(axes))
     bad = [m for m in modes if m not in PADDING_MODES]
     if bad or len(modes) not in (1, 2, 4):
-        raise ValueError(
+        raise ConfigError(
             f"paddings {list(items)} invalid: need 1, 2 or 4 branches of {', '.join(AXIS_MODES)} (or c/r/z), "
             f"or per-axis mixes horizontal:vertical such as c:r"
         )
@@ -154,6 +157,67 @@ def fused_terms(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequenc
     )
 
 
+class PackedKernel(NamedTuple):
+    """A ``(K, N)`` kernel reordered for oneDNN's CPU GEMM; only eval-mode caches hold one (module doc)."""
+
+    packed: Tensor
+    dtype: torch.dtype
+
+
+def _onednn_available() -> bool:
+    """True when this torch build has oneDNN's prepacked linear ops (x86 and ARM CPU wheels do)."""
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+ONEDNN = _onednn_available()
+
+
+def _pack(kernel: Tensor) -> PackedKernel:
+    """Reorder a ``(K, N)`` kernel once for :func:`_gemm` (oneDNN takes it as a ``(N, K)`` linear weight)."""
+    return PackedKernel(torch.ops.mkldnn._reorder_linear_weight(kernel.t().contiguous()), kernel.dtype)
+
+
+def _cache_kernel(kernel: Tensor, dtype: torch.dtype | None, device_type: str) -> Tensor | PackedKernel:
+    """A kernel as the eval cache keeps it: in the autocast ``dtype`` if any, packed for oneDNN on CPU."""
+    kernel = kernel if dtype is None else kernel.to(dtype)
+    return _pack(kernel) if device_type == "cpu" and ONEDNN else kernel
+
+
+def _linear(a: Tensor, weight: Tensor) -> Tensor:
+    """oneDNN's ``a @ weight.T`` on CPU (``weight`` ``(N, K)``, packed or plain, any strides)."""
+    return torch.ops.mkldnn._linear_pointwise(a, weight, None, "none", [], "")
+
+
+class _OneDNNGemm(torch.autograd.Function):
+    """``a @ kernel`` with the forward and both backward GEMMs in oneDNN (fp32 training on CPU)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, kernel: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(a, kernel)
+        return _linear(a, kernel.t())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        a, kernel = ctx.saved_tensors
+        grad_a = _linear(grad, kernel) if ctx.needs_input_grad[0] else None
+        grad_kernel = _linear(a.t(), grad.t()) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_kernel
+
+
+def _gemm(a: Tensor, kernel: Tensor | PackedKernel) -> Tensor:
+    """``a @ kernel`` for a ``(M, K)`` matrix: oneDNN on CPU (a packed kernel in its own dtype; plain fp32
+    kernels through :class:`_OneDNNGemm`), ``torch.matmul`` elsewhere and under autocast or graph capture."""
+    if isinstance(kernel, PackedKernel):
+        return _linear(a.to(kernel.dtype), kernel.packed)
+    plain_fp32 = a.dtype == kernel.dtype == torch.float32 and not torch.is_autocast_enabled(a.device.type)
+    if ONEDNN and a.device.type == "cpu" and plain_fp32 and not (_capturing() or torch.compiler.is_compiling()):
+        return _OneDNNGemm.apply(a, kernel)
+    return torch.matmul(a, kernel)
+
+
 def _capturing() -> bool:
     """True while a graph is traced or exported: then the batch is one block and cells are placed by a gather."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
@@ -220,7 +284,7 @@ class GridConv(nn.Module):
     ) -> None:
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+            raise ConfigError(f"kernel_size must be a positive odd number, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
         self.paddings = normalise_paddings(paddings)
@@ -281,8 +345,9 @@ class GridConv(nn.Module):
         hit = self._cache.get((kind, dtype))  # one entry per dtype: fp32 and bf16 calls may alternate
         if hit is None or hit[0] != key:
             value = build()
-            if dtype is not None and kind != "bias":
-                value = [w.to(dtype) for w in value] if isinstance(value, list) else value.to(dtype)
+            if kind != "bias":
+                kernels = [_cache_kernel(w, dtype, device_type) for w in (value if isinstance(value, list) else [value])]
+                value = kernels if isinstance(value, list) else kernels[0]
             hit = self._cache[(kind, dtype)] = (key, value)
         return hit[1]
 
@@ -296,7 +361,7 @@ class GridConv(nn.Module):
         """The fused multi-branch convolution of eq. 6 / eq. 8 (module doc)."""
         b, c, h, p = x.shape
         if c != self.in_channels or (h, p) != self.grid_shape:
-            raise ValueError(
+            raise InputError(
                 f"grid feature {tuple(x.shape)} does not fit this layer (C_in={self.in_channels}, grid {self.grid_shape})"
             )
         if scale is not None and scale.channels is not None:
@@ -317,7 +382,7 @@ class GridConv(nn.Module):
         if alpha is not None:  # alpha (B, K*K * HP) scales tap k of every branch at cell p
             patches = patches.view(b, hp, n, kk, c) * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None]
         weight = self._cached("stacked", self.stacked_weights, cells.device.type)
-        return torch.matmul(patches.reshape(b * hp, n * kk * c), weight).view(b, hp, -1)
+        return _gemm(patches.reshape(b * hp, n * kk * c), weight).view(b, hp, -1)
 
     def _fused(self, cells: Tensor, alpha: Tensor | None) -> Tensor:
         """The fused groups of the module doc -> ``(B, HP, C_out)``."""
@@ -336,7 +401,7 @@ class GridConv(nn.Module):
                 a_block = a if a is None or step >= b else a[start : start + step]
                 g = select if a_block is None else a_block[:, :, None] * select  # G = alpha * T
                 patches = torch.matmul(g, block)
-                parts.append(torch.matmul(patches.reshape(-1, t * c), weight).view(-1, m, self.out_channels))
+                parts.append(_gemm(patches.reshape(-1, t * c), weight).view(-1, m, self.out_channels))
                 places.append((start, group))
         return _place_cells(places, hp, parts)
 
