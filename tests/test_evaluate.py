@@ -57,7 +57,12 @@ def test_per_action_and_frame_means_match_hand_computation() -> None:
     assert list(p1.per_action) == ["Eating", "Walking"]  # the standard H36M action order
     text = report.table()
     assert "action mean" in text and "60.0" in text and "68.0" in text
-    json.dumps(report.to_dict())
+    saved = json.loads(report.to_json())  # strict JSON holding the same numbers
+    assert saved["num_frames"] == 5 and list(saved["protocols"]) == ["P1*", "PCK", "AUC"]
+    p1_saved = saved["protocols"]["P1*"]
+    assert p1_saved["value"] == pytest.approx(60.0) and p1_saved["frame_mean"] == pytest.approx(68.0)
+    assert p1_saved["per_action"] == pytest.approx(p1.per_action) and p1_saved["frames_per_action"] == {"Eating": 3, "Walking": 2}
+    assert p1_saved["source"] == "gt" and p1_saved["headline"] == "action" and p1_saved["cross"] is False
 
 
 def test_pa_mpjpe_of_a_similarity_transform_is_zero() -> None:
