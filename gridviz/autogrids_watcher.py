@@ -55,7 +55,7 @@ class AutoGridsWatcher(widgets.VBox):
         self.waiting = widgets.HTML("<i>Waiting for the first epoch's S<sup>prob</sup>.</i>")
         self.figure_box = widgets.HBox(  # hidden until a snapshot arrives
             [self.figure, widgets.VBox([self.hard_figure, self.hard_problems])],
-            layout=widgets.Layout(display="none", align_items="flex-start"))
+            layout=widgets.Layout(display="none", align_items="flex-start", flex_flow="row wrap"))
         super().__init__([self.banner, widgets.HBox([self.play, self.slider, self.scale]), self.waiting,
                           self.figure_box])
         self.add_class("gridviz-autogrids")
@@ -168,7 +168,10 @@ class AutoGridsWatcher(widgets.VBox):
         hard, changed = self.hard_layout(index), self.changed_cells(index)
         title = (f"Hard layout, epoch {epoch}<br><sup>{len(changed)} cell{'s' if len(changed) != 1 else ''} changed"
                  " since the previous epoch</sup>")
-        update_figure_widget(self.hard_figure, grid_figure(hard.tolist(), self.skeleton, title, changed))
+        h, p = self.shape
+        drawing = grid_figure(hard.tolist(), self.skeleton, title, changed)
+        drawing.update_layout(width=72 * p + 60, height=64 * h + 120, margin=dict(l=30, r=10, t=70, b=40))
+        update_figure_widget(self.hard_figure, drawing)
         problems = GridLayout.check(hard.tolist(), self.skeleton)
         self.hard_problems.value = (
             banner_html("Hard layout is not a valid SGT", problems, kind="warning", testid="autogrids-hard-problems")

@@ -16,7 +16,7 @@ def cell(r: int, c: int) -> str:
 @pytest.fixture(scope="module")
 def editor_page(lab_notebook: LabNotebook) -> LabNotebook:
     lab_notebook.run_notebook_cells([
-        "from gridconv_core.sgt import GridLayout\nfrom gridviz import LayoutEditor",
+        "from gridconv_core import GridLayout\nfrom gridviz import LayoutEditor",
         f"START = GridLayout.from_rows({START}, 'h36m17', name='handcrafted')\neditor = LayoutEditor(START)\neditor",
     ])
     lab_notebook.page.locator(cell(4, 4)).wait_for()
@@ -41,6 +41,24 @@ def test_editor_renders_without_console_errors(editor: LabNotebook) -> None:
     page.locator("[data-testid=skeleton-joint-9].gle-hot").wait_for()
     editor.screenshot("layout_editor_valid")
     assert editor.console_errors == []
+
+
+RENDERS = "() => Number(document.querySelector('[data-testid=layout-editor]').dataset.renders)"
+
+
+def test_one_python_edit_is_one_render_and_hover_stays_in_the_page(editor: LabNotebook) -> None:
+    page = editor.page
+    page.wait_for_timeout(300)  # let the reset's render settle
+    before = page.evaluate(RENDERS)
+    editor.kernel_exec("editor.swap((4, 2), (4, 0))")  # cells, verdict and history change in one message
+    page.locator(cell(4, 0), has_text="Head").wait_for()
+    page.wait_for_timeout(300)
+    assert page.evaluate(RENDERS) == before + 1
+    page.locator(cell(4, 0)).hover()  # hovering restyles only: no render, nothing sent to the kernel
+    page.locator("[data-testid=skeleton-joint-10].gle-hot").wait_for()
+    assert page.evaluate(RENDERS) == before + 1
+    assert "gle-hover" in page.locator(cell(4, 0)).get_attribute("class")
+    assert editor.kernel_exec("print(sorted(editor.keys))").count("hover") == 0
 
 
 def test_drag_between_cells_swaps_in_python(editor: LabNotebook) -> None:
@@ -94,6 +112,7 @@ def test_shape_and_skeleton_dropdowns_reach_python(editor: LabNotebook) -> None:
     page.select_option("[data-testid=layout-rows]", "6")
     page.locator(cell(5, 4)).wait_for()
     assert editor.kernel_exec("print(editor.shape, editor.cells[5], editor.valid)") == "[6, 5] [-1, -1, -1, -1, -1] False"
+    assert page.locator("[data-testid=grid-cell-5-0].gle-invalid").count() == 1  # empty cells derived in the page
     assert "empty cells: (5,0)" in page.locator("[data-testid=layout-problems]").text_content()
     page.select_option("[data-testid=layout-skeleton]", "coco17")
     page.locator("[data-testid=palette-joint-16]", has_text="RAnkle").wait_for()

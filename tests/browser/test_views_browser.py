@@ -11,8 +11,8 @@ POSES = ".gridviz-pose-viewer"
 
 CELLS = [
     "import numpy as np, torch\n"
-    "from gridconv_core.model_config import GLNConfig\nfrom gridconv_core.model import build_model\n"
-    "from gridconv_core.data.generator import generate_poses\nfrom gridconv_core.layout_families import handcrafted\n"
+    "from gridconv_core import GLNConfig, build_model\nfrom gridconv_core.data import generate_poses\n"
+    "from gridconv_core.layout_families import handcrafted\n"
     "from gridviz import AttentionViewer, GridGraphView, LayoutEditor, PoseViewer",
     "editor = LayoutEditor(handcrafted())\nview = GridGraphView()\nview.link(editor)\nview",
     "torch.manual_seed(0)\nmodel = build_model(GLNConfig(channels=16))\nposes = generate_poses(12, seed=0)\n"
@@ -63,8 +63,13 @@ def test_attention_viewer_renders_and_its_controls_reach_python(views: LabNotebo
 
 
 def test_attention_viewer_without_attention_shows_a_banner(views: LabNotebook) -> None:
-    banner = views.page.locator(f"{ATTENTION} [data-testid=gridviz-banner]", has_text="no kernel attention")
+    vanilla = views.page.locator(ATTENTION).nth(1)
+    banner = vanilla.locator("[data-testid=gridviz-banner]", has_text="no kernel attention")
     banner.wait_for()
+    assert "static GridConv" in banner.text_content()
+    assert not vanilla.locator(".js-plotly-plot").is_visible()  # no empty figure under the banner
+    assert vanilla.locator("select").first.is_disabled()
+    assert views.kernel_exec("print(vanilla.maps, vanilla.layer, 'no kernel attention' in vanilla.message)") == "{} None True"
     banner.scroll_into_view_if_needed()
     views.screenshot("attention_viewer_vanilla", f"{ATTENTION} >> nth=1")
 
@@ -83,4 +88,40 @@ def test_pose_viewer_renders_and_the_slider_moves_frames(views: LabNotebook) -> 
     assert views.kernel_exec("print(pv.index)") == "3"
     page.wait_for_timeout(500)
     views.screenshot("pose_viewer", POSES)
+    assert views.console_errors == []
+
+
+CAMERA = "() => JSON.stringify(document.querySelector('.gridviz-pose-viewer .js-plotly-plot')._fullLayout.scene.camera.eye)"
+GT_X = "() => JSON.stringify(Array.from(document.querySelector('.gridviz-pose-viewer .js-plotly-plot').data[3].x))"
+
+
+def test_pose_viewer_keeps_a_rotated_camera_when_the_frame_changes(views: LabNotebook) -> None:
+    import json
+
+    page = views.page
+    root = page.locator(POSES)
+    root.scroll_into_view_if_needed()
+    root.locator("canvas").first.wait_for()
+    before = json.loads(page.evaluate(CAMERA))
+    box = root.locator(".js-plotly-plot").bounding_box()
+    x, y = box["x"] + box["width"] * 0.72, box["y"] + box["height"] * 0.5  # inside the 3D scene (right column)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 160, y + 40, steps=12)  # orbit the 3D view
+    page.mouse.up()
+    page.wait_for_function(f"() => ({CAMERA})() !== {json.dumps(json.dumps(before))}")
+    rotated = json.loads(page.evaluate(CAMERA))
+    assert abs(rotated["x"] - before["x"]) + abs(rotated["y"] - before["y"]) > 0.1
+    frame, gt_x = int(views.kernel_exec("print(pv.frame)")), page.evaluate(GT_X)
+    root.locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    page.locator(".gridviz-pose-viewer .gtitle", has_text=f"#{frame + 1}").wait_for()
+    page.wait_for_timeout(500)
+    assert page.evaluate(GT_X) != gt_x  # the traces did move to the new frame
+    kept = json.loads(page.evaluate(CAMERA))
+    for axis in "xyz":
+        assert kept[axis] == pytest.approx(rotated[axis], abs=1e-6), f"camera reset on a frame change: {kept}"
+    python_eye = views.kernel_exec("e = pv.figure.layout.scene.camera.eye; print(e.x, e.y, e.z)")
+    assert [float(v) for v in python_eye.split()] == pytest.approx([rotated[a] for a in "xyz"], abs=1e-6)
+    views.screenshot("pose_viewer_rotated", POSES)
     assert views.console_errors == []
