@@ -1,10 +1,12 @@
 """Model benchmark: default GLN latency and throughput vs the machine's fp32 GEMM bound (issues 2 and 9).
 
-Prints, in one run, the fp32 and bf16 GEMM rates, the FLOPs per pose counted from the layer shapes
-(all branches and taps: the fused form does fewer), a latency table (batch 1, 8, 64, 1000; ours and
-the authors'-style unfold network, fp32 and bf16 autocast, eval, no_grad), inference poses/s at batch
-1000 beside the unfused selection form, and the training-step rate (batch 200, forward + backward +
-Adam) of ours (fp32, bf16), the unfused and the unfold form. Figures are the best and the median of
+Prints, in one run, the fp32 and bf16 GEMM rates (``torch.matmul``, and on CPU oneDNN's packed fp32
+GEMM, which our layers use), the FLOPs per pose counted from the layer shapes (all branches and taps:
+the fused form does fewer), a latency table (batch 1, 8, 64, 1000; ours and the authors'-style unfold
+network, fp32 and bf16 autocast, eval, no_grad; on CPU also ours with its GEMMs on ``torch.matmul``),
+inference poses/s at batch 1000 beside the unfused selection form, and the training-step rate (batch
+200, forward + backward + Adam) of ours (fp32, bf16, BLAS GEMMs), the unfused and the unfold form.
+The "GEMM bound" is the paper's FLOPs at the ``torch.matmul`` 4096^2 rate (the naive bound of issue 9). Figures are the best and the median of
 ``--repeats`` (or more, for small batches) calls timed in turn (ABAB), as the machine may be shared.
 On CUDA the rates are also given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense;
 tf32 is half of it, and fp32 GEMMs run as tf32).
@@ -29,6 +31,7 @@ from torch.nn import functional as F
 
 from gridconv_core import KernelScale, build_model
 from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, resolve_amp
+from gridconv_core import gridconv
 from gridconv_core.gridconv import DGridConv, tap_sources
 from gridconv_core.io import atomic_write_text
 
@@ -61,6 +64,26 @@ def rate(work: float, fn: Callable[[], object], device: torch.device, repeats: i
 def gemm_gflops(device: torch.device, dtype: torch.dtype, repeats: int, n: int = 4096) -> tuple[float, float]:
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     return rate(2 * n**3 / 1e9, lambda: a @ b, device, repeats)
+
+
+def onednn_gemm_gflops(repeats: int, n: int = 4096) -> tuple[float, float]:
+    """fp32 ``n x n`` GEMM rate of oneDNN with a prepacked operand (what our CPU layers run), or NaN without it."""
+    if not gridconv.ONEDNN:
+        return math.nan, math.nan
+    a = torch.randn(n, n)
+    kernel = gridconv._cache_kernel(torch.randn(n, n), None, "cpu")
+    return rate(2 * n**3 / 1e9, lambda: gridconv._gemm(a, kernel), torch.device("cpu"), repeats)
+
+
+def blas(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with the GridConv GEMMs on ``torch.matmul`` (oneDNN off); give it its own model copy."""
+    def run() -> object:
+        saved, gridconv.ONEDNN = gridconv.ONEDNN, False
+        try:
+            return fn()
+        finally:
+            gridconv.ONEDNN = saved
+    return run
 
 
 def machine(device: torch.device) -> dict[str, str | int]:
@@ -164,18 +187,23 @@ def main() -> None:
     flops = flops_per_pose(model)
     fp32_gemm = gemm_gflops(device, torch.float32, reps)
     bf16_gemm = gemm_gflops(device, torch.bfloat16, reps)
+    onednn_gemm = onednn_gemm_gflops(reps) if device.type == "cpu" else (math.nan, math.nan)
     bound = fp32_gemm[0] * 1e9 / flops  # poses/s if every FLOP ran at the best fp32 GEMM rate
     res: dict[str, object] = {
         "machine": machine(device), "device": str(device), "repeats": reps, "gflop_per_pose": flops / 1e9,
         "gemm_gflops_fp32": fp32_gemm, "gemm_gflops_bf16": bf16_gemm, "gemm_bound_poses_s": bound,
+        "gemm_gflops_fp32_onednn": onednn_gemm, "onednn_gemm_bound_poses_s": onednn_gemm[0] * 1e9 / flops,
     }
     unfused, unfold = swapped(model, unfused_convolve), swapped(model, unfold_convolve)
+    on_blas = copy.deepcopy(model)  # its kernel caches hold plain tensors for torch.matmul
     latency: dict[str, dict[str, tuple[float, float]]] = {}
     with torch.no_grad():
         for batch in (int(b) for b in args.batches.split(",")):
             x = torch.randn(batch, 17, 2, device=device) * 0.3
             fns = {"ours_fp32": lambda x=x: model(x), "authors_fp32": lambda x=x: unfold(x)}
             fns |= {"ours_bf16": bf16(fns["ours_fp32"], device), "authors_bf16": bf16(fns["authors_fp32"], device)}
+            if device.type == "cpu":
+                fns["ours_fp32_blas"] = blas(lambda x=x: on_blas(x))
             times = interleaved(fns, device, max(reps, 64 // batch))
             latency[str(batch)] = {k: (best * 1e3, median * 1e3) for k, (best, median) in times.items()}
         res["latency_ms"] = latency
@@ -203,6 +231,8 @@ def main() -> None:
 
         steps[name] = step
     steps["train_bf16"] = bf16(steps["train"], device)
+    if device.type == "cpu":
+        steps["train_blas"] = blas(steps["train"])
     for name, (best, median) in interleaved(steps, device, reps).items():
         res[f"{name}_poses_s"] = (200 / best, 200 / median)
 
@@ -212,8 +242,9 @@ def main() -> None:
 
     for key in ("infer_fp32", "infer_bf16", "infer_unfused", "infer_unfold"):
         res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s")
-    for key in ("train", "train_bf16", "train_unfused", "train_unfold"):
-        res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s", 3.0)  # forward + 2x backward
+    for key in ("train", "train_bf16", "train_unfused", "train_unfold", "train_blas"):
+        if f"{key}_poses_s" in res:
+            res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s", 3.0)  # forward + 2x backward
     if device.type == "cuda":  # naive FLOPs against the tensor-core peaks
         peaks = {"bf16": args.peak_tflops * 1e12, "fp32": args.peak_tflops * 1e12 / 2}
         res["gpu_peak_tflops"] = {"bf16": args.peak_tflops, "tf32": args.peak_tflops / 2}
@@ -233,9 +264,12 @@ def main() -> None:
     print(f"{res['machine']}")
     print(f"fp32 GEMM best {fp32_gemm[0]:.0f} / median {fp32_gemm[1]:.0f} GFLOP/s; bf16 GEMM best {bf16_gemm[0]:.0f} / "
           f"median {bf16_gemm[1]:.0f} GFLOP/s; {flops / 1e9:.4f} GFLOP/pose -> bound {bound:.0f} poses/s")
-    print("latency, median ms (best):  batch | ours fp32 | authors fp32 | ours bf16 | authors bf16")
+    print(f"fp32 GEMM through oneDNN, packed: best {onednn_gemm[0]:.0f} / median {onednn_gemm[1]:.0f} GFLOP/s -> "
+          f"bound {res['onednn_gemm_bound_poses_s']:.0f} poses/s")
+    columns = [k for k in ("ours_fp32", "authors_fp32", "ours_bf16", "authors_bf16", "ours_fp32_blas") if k in latency[next(iter(latency))]]
+    print("latency, median ms (best):  batch | " + " | ".join(columns))
     for batch, row in latency.items():
-        cells = " | ".join(f"{row[k][1]:8.2f} ({row[k][0]:.2f})" for k in ("ours_fp32", "authors_fp32", "ours_bf16", "authors_bf16"))
+        cells = " | ".join(f"{row[k][1]:8.2f} ({row[k][0]:.2f})" for k in columns)
         print(f"  {batch:>5s} | {cells}")
     show("inference fp32 (fused)", "infer_fp32")
     show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res['bf16_max_abs_diff']:.2e}")
@@ -245,6 +279,8 @@ def main() -> None:
     show("training step bf16", "train_bf16", " [3x FLOPs]")
     show("training step unfused", "train_unfused", " [3x FLOPs]")
     show("training step unfold", "train_unfold", " [3x FLOPs]")
+    if "train_blas_poses_s" in res:
+        show("training step, BLAS GEMMs", "train_blas", " [3x FLOPs]")
     for key in ("fused_vs_unfused", "fused_vs_unfold", "train_fused_vs_unfused", "train_fused_vs_unfold"):
         print(f"ratio {key:24s} best {res[key][0]:.2f}x / median {res[key][1]:.2f}x")  # type: ignore[index]
     path = args.json or RESULTS / f"bench_model_{device.type}.json"
