@@ -78,6 +78,7 @@ class LayoutEditor(anywidget.AnyWidget):
         self._redo: list[_State] = []
         self._syncing = False
         self._sk = get_skeleton(skeleton)
+        self._unregistered: dict[str, Skeleton] = {}  # skeletons of given layouts that the registry lacks
         self.observe(self._on_cells_edited, "cells")
         self.observe(self._on_skeleton_chosen, "skeleton_name")
         self.on_msg(self._on_frontend_msg)
@@ -247,7 +248,9 @@ class LayoutEditor(anywidget.AnyWidget):
             self._undo.append((previous[0], _copy(previous[1])))
             self._redo.clear()
         problems, broken = self._check(skeleton, rows)
-        options = list(SKELETONS) + ([] if skeleton.name in SKELETONS else [skeleton.name])
+        if skeleton.name not in SKELETONS:
+            self._unregistered[skeleton.name] = skeleton
+        options = list(SKELETONS) + list(self._unregistered)
         self._syncing = True
         try:
             with self.hold_sync(), self.hold_trait_notifications():
@@ -297,11 +300,12 @@ class LayoutEditor(anywidget.AnyWidget):
     def _on_skeleton_chosen(self, change: dict[str, Any]) -> None:
         if self._syncing:
             return
-        if change["new"] not in SKELETONS:
+        known = {**SKELETONS, **self._unregistered}
+        if change["new"] not in known:
             self._apply(self._sk, self.cells)
-            self.message = f"unknown skeleton {change['new']!r}; known: {', '.join(SKELETONS)}"
+            self.message = f"unknown skeleton {change['new']!r}; known: {', '.join(known)}"
             return
-        sk = get_skeleton(change["new"])
+        sk = known[change["new"]]
         shape = self._fitting(self.shape, sk.num_joints)
         self._apply(sk, _cyclic_rows(sk.num_joints, shape), previous=(self._sk, self.cells))
 

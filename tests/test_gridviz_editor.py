@@ -8,7 +8,7 @@ import ipywidgets
 import numpy as np
 import pytest
 
-from gridconv_core import GridLayout, LayoutError, get_skeleton
+from gridconv_core import SKELETONS, GridLayout, LayoutError, Skeleton, get_skeleton, layout_families
 from gridviz import LayoutEditor
 from gridviz._common import template_pose
 from gridviz.layout_editor import EMPTY
@@ -118,6 +118,26 @@ def test_frontend_messages_drive_undo_and_upload(editor: LayoutEditor) -> None:
     assert editor.cells == ROWS
     editor._on_frontend_msg(editor, {"op": "load_text", "text": "not json", "name": "x.json"}, [])
     assert editor.message.startswith("Could not load x.json") and editor.cells == ROWS
+
+
+def test_download_message_answers_with_the_layout_json(editor: LayoutEditor, monkeypatch) -> None:
+    replies: list[dict] = []
+    monkeypatch.setattr(editor, "send", lambda content, buffers=None: replies.append(content))
+    editor._on_frontend_msg(editor, {"op": "download"}, [])
+    assert replies[0]["op"] == "download" and replies[0]["name"] == "layout_h36m17.json"
+    assert GridLayout.from_json(replies[0]["text"]).cells == editor.layout.cells
+
+
+def test_an_unregistered_skeleton_is_edited_and_chosen_again() -> None:
+    tree = Skeleton("tree5", ("Root", "A", "B", "LArm", "RArm"), (-1, 0, 1, 1, 1))
+    assert tree.name not in SKELETONS
+    ed = LayoutEditor(layout_families.auto(tree))
+    assert ed.skeleton == tree and ed.valid and ed._choices["skeletons"][-1] == "tree5"
+    assert ed._skeleton["joint_names"] == list(tree.joint_names)
+    ed.skeleton_name = "coco17"  # the dropdown
+    ed.skeleton_name = "tree5"
+    assert ed.skeleton == tree and ed.valid and ed.layout.skeleton == tree
+    assert "tree5" not in SKELETONS  # nothing was registered
 
 
 def test_resize_keeps_what_fits(editor: LayoutEditor) -> None:

@@ -120,3 +120,16 @@ def test_shape_and_skeleton_dropdowns_reach_python(editor: LabNotebook) -> None:
     page.locator("[data-testid=layout-undo]").click()
     page.locator("[data-testid=palette-joint-16]", has_text="RWrist").wait_for()
     assert editor.kernel_exec("print(editor.skeleton_name, editor.shape)") == "h36m17 [6, 5]"
+
+
+def test_save_button_downloads_the_layout_json_from_python(editor: LabNotebook) -> None:
+    import json
+    from pathlib import Path
+
+    page = editor.page
+    with page.expect_download() as download:
+        page.locator("[data-testid=layout-download]").click()
+    assert download.value.suggested_filename == "layout_h36m17.json"
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert saved["cells"] == json.loads(editor.kernel_exec("print(editor.layout_json)"))["cells"]
+    assert editor.console_errors == []
