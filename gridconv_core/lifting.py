@@ -29,6 +29,7 @@ class LiftingModel(nn.Module):
         super().__init__()
         self.config, self.skeleton = config, skeleton
         self.sgt = sgt
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
 
     def grid_layout(self) -> GridLayout | None:
         """The current SGT layout (the learnt hard layout for AutoGrids); ``None`` for a model without a grid."""
@@ -63,3 +64,14 @@ def _tap(maps: dict[str, Tensor], name: str, batch: int, conv: DGridConv, args: 
     scale = args[1] if len(args) > 1 else None
     taps = None if scale is None else scale.taps
     maps[name] = args[0].new_ones(shape) if taps is None else taps.float().expand(shape)
+
+
+_LEGACY_PREFIX = "autogrids."
+"""Where checkpoints written before the one SGT interface kept AutoGrids' scores (now under ``sgt.``)."""
+
+
+def _rename_legacy_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """``load_state_dict`` pre-hook: reads an older AutoGrids checkpoint's ``autogrids.s_prob`` as ``sgt.s_prob``."""
+    old = prefix + _LEGACY_PREFIX
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "sgt." + key[len(old):]] = state_dict.pop(key)

@@ -122,3 +122,19 @@ def test_autogrids_learns_a_layout(one_thread) -> None:
     assert (end.index_grid() != start.index_grid()).sum() >= 5  # the hard layout changes
     assert len(end.missing) < len(start.missing)  # it learns to hold the joints it lacked (A.3)
     assert after < 0.7 * frozen_after  # and beats the same net trained on the frozen start layout
+
+
+def test_checkpoints_from_before_the_sgt_interface_still_load() -> None:
+    """A state dict that keeps AutoGrids' scores under ``autogrids.`` (before issue 10) loads as ``sgt.``."""
+    from gridconv_core import build_model
+
+    torch.manual_seed(0)
+    trained = build_model(sgt="autogrids", channels=8)
+    with torch.no_grad():
+        trained.sgt.s_prob.add_(torch.randn_like(trained.sgt.s_prob))  # as if trained
+    legacy = {k.replace("sgt.", "autogrids.", 1) if k.startswith("sgt.") else k: v for k, v in trained.state_dict().items()}
+    assert "autogrids.s_prob" in legacy and "sgt.s_prob" not in legacy
+    fresh = build_model(sgt="autogrids", channels=8)
+    assert not torch.equal(fresh.sgt.s_prob, trained.sgt.s_prob)
+    fresh.load_state_dict(legacy, strict=True)
+    torch.testing.assert_close(fresh.sgt.s_prob, trained.sgt.s_prob, rtol=0, atol=0)
