@@ -13,7 +13,9 @@ zero-padding terms are dropped. Cells with the same term list form a group (for 
 3x3 kernel: interior, four edges, four corners; 281 instead of 450 terms per cell for (c, r)).
 Per group ``g`` with ``T_g`` terms: a fixed 0/1 selection ``T_g`` scaled by ``alpha`` gives
 ``G[b] = alpha * T_g``, ``patches[b] = G[b] @ X[b]`` and one GEMM ``patches @ W_g`` with the merged
-weights ``W_g`` ``(T_g * C_in, C_out)``. On CPU each group runs in cache-sized blocks of samples.
+weights ``W_g`` ``(T_g * C_in, C_out)``. On CPU each group runs in cache-sized blocks of samples and
+``G @ X`` is a row gather scaled by ``alpha`` (:class:`_ScaledGather`, the same product without the GEMM);
+on CUDA and under graph capture it stays a GEMM.
 Grids are channels-first ``(B, C, H, P)``; outputs are channels-last in memory, so the next
 layer reads them without a copy.
 
@@ -225,6 +227,37 @@ def _gemm(a: Tensor, kernel: Tensor | PackedKernel) -> Tensor:
     return torch.matmul(a, kernel)
 
 
+class _ScaledGather(torch.autograd.Function):
+    """One CPU block of a group's patches, ``G @ X`` with ``G = alpha * T``, as a row gather (module doc).
+
+    ``patches[b, r] = alpha[b, r] * X[b, sources[r]]`` (``alpha`` ``None``: 1); about 2x faster than the
+    batched GEMM ``G @ X`` on CPU. The backward is that GEMM's: ``grad_X = G^T @ grad`` and
+    ``grad_alpha[b, r] = <grad[b, r], X[b, sources[r]]>``.
+    """
+
+    @staticmethod
+    def forward(ctx, block: Tensor, sources: Tensor, select: Tensor, alpha: Tensor | None) -> Tensor:  # type: ignore[override]
+        n, hp, c = block.shape
+        index = (torch.arange(n, device=block.device)[:, None] * hp + sources).view(-1)
+        patches = block.reshape(n * hp, c).index_select(0, index).view(n, -1, c)
+        if alpha is not None:
+            patches.mul_(alpha[:, :, None].to(patches.dtype))
+        ctx.save_for_backward(block, index, select, alpha)
+        return patches
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        block, index, select, alpha = ctx.saved_tensors
+        n, hp, c = block.shape
+        grad_block = grad_alpha = None
+        if ctx.needs_input_grad[0]:
+            g = select if alpha is None else alpha[:, :, None] * select
+            grad_block = torch.matmul(g.transpose(-1, -2), grad)
+        if alpha is not None and ctx.needs_input_grad[3]:
+            grad_alpha = torch.linalg.vecdot(grad, block.reshape(n * hp, c).index_select(0, index).view(n, -1, c))
+        return grad_block, None, None, grad_alpha
+
+
 def _capturing() -> bool:
     """True while a graph is traced or exported: then the batch is one block and cells are placed by a gather."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
@@ -309,6 +342,7 @@ class GridConv(nn.Module):
         buffers = {
             "term_combine": torch.from_numpy(terms.combine),
             "term_select": torch.from_numpy(np.eye(hp, dtype=np.float32)[terms.sources]),
+            "term_sources": torch.from_numpy(terms.sources),
             "term_alpha_index": torch.from_numpy(terms.alpha_index),
             "term_cells": torch.from_numpy(terms.cells),
         }
@@ -399,15 +433,18 @@ class GridConv(nn.Module):
         alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.term_alpha_index).split(rows, 1)
         parts, places = [], []
         weights = self._cached("fused", self.fused_weights, x.device.type)
-        groups = zip(self.group_cells, self.group_terms, selects, alphas, weights, self.term_cells.split(self.group_cells))
-        capturing = _capturing()
-        for m, t, select, a, weight, group in groups:
-            step = max(1, CPU_BLOCK_CELLS // m) if x.device.type == "cpu" and not capturing else b
+        groups = zip(self.group_cells, self.group_terms, selects, self.term_sources.split(rows), alphas, weights,
+                     self.term_cells.split(self.group_cells))
+        blocked = x.device.type == "cpu" and not (_capturing() or torch.compiler.is_compiling())
+        for m, t, select, sources, a, weight, group in groups:
+            step = max(1, CPU_BLOCK_CELLS // m) if blocked else b
             for start in range(0, b, step):
                 block = cells if step >= b else cells[start : start + step]
                 a_block = a if a is None or step >= b else a[start : start + step]
-                g = select if a_block is None else a_block[:, :, None] * select  # G = alpha * T
-                patches = torch.matmul(g, block)
+                if blocked:
+                    patches = _ScaledGather.apply(block, sources, select, a_block)
+                else:
+                    patches = torch.matmul(select if a_block is None else a_block[:, :, None] * select, block)  # G = alpha * T
                 parts.append(_gemm(patches.reshape(-1, t * c), weight).view(-1, m, self.out_channels))
                 places.append((start, group))
         return _place_cells(places, hp, parts)

@@ -290,3 +290,22 @@ def test_onednn_gemms_equal_torch_matmul_in_values_and_gradients(monkeypatch, ba
         results.append([out, xx.grad, aa.grad, *(w.grad for w in layer.branch_weights()), evaluated])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+@pytest.mark.parametrize("paddings", [("c", "r"), ("zeros",)])
+def test_cpu_row_gather_equals_the_selection_gemm(monkeypatch, paddings: tuple[str, ...], dynamic: bool) -> None:
+    """The CPU blocks' row gather (``_ScaledGather``) and the graph-capture form ``G @ X`` agree, values and gradients."""
+    torch.manual_seed(2)
+    layer = DGridConv(8, 6, 3, (5, 5), paddings)
+    x, alpha = torch.randn(40, 8, 5, 5), torch.rand(40, 9, 5, 5)
+    results = []
+    for capturing in (False, True):
+        monkeypatch.setattr(gridconv, "_capturing", lambda capturing=capturing: capturing)
+        layer.zero_grad(set_to_none=True)
+        xx, aa = x.clone().requires_grad_(), alpha.clone().requires_grad_()
+        out = layer(xx, KernelScale(aa) if dynamic else None)
+        out.pow(2).sum().backward()
+        results.append([out, xx.grad, *(w.grad for w in layer.branch_weights()), *([aa.grad] if dynamic else [])])
+    for gathered, selected in zip(*results):
+        torch.testing.assert_close(gathered, selected, atol=1e-5, rtol=1e-5)
