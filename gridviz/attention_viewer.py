@@ -9,9 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 import traitlets
-from torch import Tensor, nn
+from torch import Tensor
 
-from gridconv_core import GridLayout
+from gridconv_core import GridLayout, LiftingModel
 
 from ._common import GridvizError, banner_html, cell_label, choose
 from .figures import TapVariance, attention_figure, attention_variance, update_figure_widget
@@ -19,16 +19,15 @@ from .figures import TapVariance, attention_figure, attention_variance, update_f
 __all__ = ["AttentionViewer", "compute_attention"]
 
 
-def compute_attention(model: nn.Module, inputs: np.ndarray | Tensor) -> dict[str, np.ndarray]:
+def compute_attention(model: LiftingModel, inputs: np.ndarray | Tensor) -> dict[str, np.ndarray]:
     """Every D-GridConv layer's attention ``(B, K*K, H, P)`` for ``inputs`` ``(B, J, 2)``, in eval mode.
 
     Raises :class:`GridvizError` when the model has no kernel attention or the inputs do not fit it.
     """
-    maps_fn = getattr(model, "attention_maps", None)
-    if not callable(maps_fn):
-        raise GridvizError(f"{type(model).__name__} has no kernel attention (a vanilla GridConv?): "
-                           "build a D-GridConv model to see attention maps")
-    if getattr(getattr(model, "config", None), "effective_attention", None) == "none":
+    if not isinstance(model, LiftingModel):
+        raise GridvizError(f"{type(model).__name__} is not a gridconv_core lifting model, so it has no kernel "
+                           "attention: build a D-GridConv model with gridconv_core.build_model")
+    if model.config.effective_attention == "none":
         raise GridvizError(f"this {model.config.model} model has no kernel attention (static GridConv): "
                            "build a D-GridConv model to see attention maps")
     x = torch.as_tensor(np.asarray(inputs, dtype=np.float32) if not isinstance(inputs, Tensor) else inputs)
@@ -41,7 +40,7 @@ def compute_attention(model: nn.Module, inputs: np.ndarray | Tensor) -> dict[str
     model.eval()
     try:
         with torch.no_grad():
-            maps = maps_fn(x)
+            maps = model.attention_maps(x)
     finally:
         model.train(training)
     if not maps:
@@ -66,7 +65,7 @@ class AttentionViewer(widgets.VBox):
 
     _MODES = (("one sample", "sample"), ("difference A − B", "difference"), ("variance", "variance"))
 
-    def __init__(self, model: nn.Module, inputs: np.ndarray | Tensor, labels: Sequence[str] | None = None,
+    def __init__(self, model: LiftingModel, inputs: np.ndarray | Tensor, labels: Sequence[str] | None = None,
                  top: int = 9) -> None:
         self.model = model
         self.top = top
@@ -148,8 +147,7 @@ class AttentionViewer(widgets.VBox):
 
     # ------------------------------------------------------------------ drawing
     def _grid_layout(self) -> GridLayout | None:
-        grid_layout = getattr(self.model, "grid_layout", None)
-        return grid_layout() if callable(grid_layout) else None
+        return self.model.grid_layout() if isinstance(self.model, LiftingModel) else None
 
     @traitlets.observe("layer", "mode", "sample", "minus")
     def _redraw(self, _change: dict[str, Any] | None = None) -> None:

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 import traitlets
 
-from gridconv_core import GridLayout, LayoutError, Skeleton, get_skeleton
+from gridconv_core import GridLayout, LayoutError, LiftingModel, Skeleton, get_skeleton
 
 from ._common import GridvizError, banner_html
 from .figures import grid_figure, sprob_array, sprob_figure, update_figure_widget
@@ -126,7 +126,7 @@ class AutoGridsWatcher(widgets.VBox):
 
     def on_epoch_end(self, metrics: dict[str, Any], model: torch.nn.Module) -> None:
         """Append ``model.autogrids.snapshot()`` for ``metrics["epoch"]`` (a banner when there is none)."""
-        autogrids = getattr(model, "autogrids", None)
+        autogrids = model.autogrids if isinstance(model, LiftingModel) else None
         if autogrids is None:
             self._show_error("the model has no AutoGrids module: nothing to watch")
             return

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gridconv_core import get_skeleton
+from gridconv_core import GLNConfig, build_model, get_skeleton
 from gridviz import AutoGridsWatcher, sprob_figure
 from gridviz._common import GridvizError
 
@@ -128,31 +128,23 @@ def test_bad_live_snapshot_keeps_history_and_shows_banner() -> None:
     assert w.banner.value == "" and w.epochs[-1] == 9 and w.slider.value == 2
 
 
-class _FakeAutoGrids:
-    def __init__(self, snaps: np.ndarray) -> None:
-        self.snaps = list(snaps)
-
-    def snapshot(self) -> np.ndarray:
-        return self.snaps.pop(0)
-
-
-class _FakeModel(torch.nn.Module):
-    def __init__(self, autogrids: _FakeAutoGrids | None) -> None:
-        super().__init__()
-        self.autogrids = autogrids
+def _autogrids_model() -> torch.nn.Module:
+    return build_model(GLNConfig(sgt="autogrids", channels=8, num_blocks=1))
 
 
 def test_epoch_end_feeds_the_view_live() -> None:
-    hist = _history(3)
+    torch.manual_seed(0)
     w = AutoGridsWatcher(SHAPE, "h36m17")
     assert "Waiting for the first epoch" in w.waiting.value and w.slider.disabled
     assert w.figure_box.layout.display == "none"
-    model = _FakeModel(_FakeAutoGrids(hist))
+    model = _autogrids_model()
     for epoch in range(3):
+        with torch.no_grad():
+            model.autogrids.s_prob.add_(torch.randn_like(model.autogrids.s_prob))  # as a training epoch would
         w.on_epoch_end({"epoch": epoch, "loss": 1.0}, model)
         assert w.slider.value == epoch and w.figure_box.layout.display == "flex"
-        np.testing.assert_allclose(np.asarray(w.figure.data[0].z), hist[epoch])
-    w.on_epoch_end({"epoch": 3}, _FakeModel(None))
+        np.testing.assert_allclose(np.asarray(w.figure.data[0].z), model.autogrids.snapshot(), rtol=1e-6)
+    w.on_epoch_end({"epoch": 3}, build_model(GLNConfig(channels=8, num_blocks=1)))  # a fixed SGT
     assert "no AutoGrids" in w.banner.value and len(w.history) == 3
 
 
@@ -161,7 +153,7 @@ def test_callback_is_a_trainer_callback() -> None:
     w = AutoGridsWatcher(SHAPE)
     cb = w.callback()
     assert isinstance(cb, callbacks.Callback)
-    cb.on_epoch_end({"epoch": 5}, _FakeModel(_FakeAutoGrids(_history(1))))
+    cb.on_epoch_end({"epoch": 5}, _autogrids_model())
     assert w.epochs == [5]
 
 
