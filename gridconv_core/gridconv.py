@@ -224,7 +224,7 @@ def _gemm(a: Tensor, kernel: Tensor | PackedKernel) -> Tensor:
     if isinstance(kernel, PackedKernel):
         return _linear(a.to(kernel.dtype), kernel.packed)
     plain_fp32 = a.dtype == kernel.dtype == torch.float32 and not torch.is_autocast_enabled(a.device.type)
-    if ONEDNN and a.device.type == "cpu" and plain_fp32 and not (_capturing() or torch.compiler.is_compiling()):
+    if ONEDNN and a.device.type == "cpu" and plain_fp32 and _eager():
         return _OneDNNGemm.apply(a, kernel)
     return torch.matmul(a, kernel)
 
@@ -263,6 +263,11 @@ class _ScaledGather(torch.autograd.Function):
 def _capturing() -> bool:
     """True while a graph is traced or exported: then the batch is one block and cells are placed by a gather."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _eager() -> bool:
+    """Neither graph capture nor torch.compile: the eager-only fast paths (kernel cache, oneDNN, row gather) apply."""
+    return not (_capturing() or torch.compiler.is_compiling())
 
 
 def _cell_rows(places: Sequence[tuple[int, Tensor]], parts: Sequence[Tensor], hp: int) -> list[Tensor]:
@@ -380,7 +385,7 @@ class GridConv(nn.Module):
 
         Under autocast the cached kernels are already in the autocast dtype, so no cast runs per call.
         """
-        if self.training or torch.is_grad_enabled() or _capturing() or torch.compiler.is_compiling():
+        if self.training or torch.is_grad_enabled() or not _eager():
             return build()
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         params = [*self.branch_weights(), *self.branch_biases()]
@@ -437,7 +442,7 @@ class GridConv(nn.Module):
         weights = self._cached("fused", self.fused_weights, x.device.type)
         groups = zip(self.group_cells, self.group_terms, selects, self.term_sources.split(rows), alphas, weights,
                      self.term_cells.split(self.group_cells))
-        blocked = x.device.type == "cpu" and not (_capturing() or torch.compiler.is_compiling())
+        blocked = x.device.type == "cpu" and _eager()
         for m, t, select, sources, a, weight, group in groups:
             step = max(1, CPU_BLOCK_CELLS // m) if blocked else b
             for start in range(0, b, step):
