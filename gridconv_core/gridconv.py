@@ -37,7 +37,7 @@ Autocast, graph capture and torch.compile keep ``torch.matmul``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -195,9 +195,9 @@ def _cache_kernel(kernel: Tensor, dtype: torch.dtype | None, device_type: str) -
     return _pack(kernel) if device_type == "cpu" and ONEDNN else kernel
 
 
-def _linear(a: Tensor, weight: Tensor) -> Tensor:
-    """oneDNN's ``a @ weight.T`` on CPU (``weight`` ``(N, K)``, packed or plain, any strides)."""
-    return torch.ops.mkldnn._linear_pointwise(a, weight, None, "none", [], "")
+def _linear(a: Tensor, weight: Tensor, bias: Tensor | None = None, relu: bool = False) -> Tensor:
+    """oneDNN's ``a @ weight.T (+ bias) (then ReLU)`` on CPU (``weight`` ``(N, K)``, packed or plain, any strides)."""
+    return torch.ops.mkldnn._linear_pointwise(a, weight, bias, "relu" if relu else "none", [], "")
 
 
 class _OneDNNGemm(torch.autograd.Function):
@@ -218,15 +218,25 @@ class _OneDNNGemm(torch.autograd.Function):
         return grad_a, grad_kernel
 
 
-def _gemm(a: Tensor, kernel: Tensor | PackedKernel) -> Tensor:
-    """``a @ kernel`` for a ``(M, K)`` matrix: oneDNN on CPU (a packed kernel in its own dtype; plain fp32
-    kernels through :class:`_OneDNNGemm`), ``torch.matmul`` elsewhere and under autocast or graph capture."""
+def _gemm(a: Tensor, kernel: Tensor | PackedKernel, bias: Tensor | None = None, relu: bool = False) -> Tensor:
+    """``a @ kernel (+ bias) (then ReLU)`` for a ``(M, K)`` matrix.
+
+    oneDNN on CPU: a packed kernel in its own dtype, with a bias of that dtype and the ReLU as post-ops of the
+    GEMM (a bias in another dtype is added after and promotes the sum, as autocast's fp32 biases do); plain fp32
+    kernels through :class:`_OneDNNGemm`. ``torch.matmul`` elsewhere and under autocast or graph capture.
+    """
+    if isinstance(kernel, PackedKernel) and (bias is None or bias.dtype == kernel.dtype):
+        return _linear(a.to(kernel.dtype), kernel.packed, bias, relu)
     if isinstance(kernel, PackedKernel):
-        return _linear(a.to(kernel.dtype), kernel.packed)
-    plain_fp32 = a.dtype == kernel.dtype == torch.float32 and not torch.is_autocast_enabled(a.device.type)
-    if ONEDNN and a.device.type == "cpu" and plain_fp32 and _eager():
-        return _OneDNNGemm.apply(a, kernel)
-    return torch.matmul(a, kernel)
+        out = _linear(a.to(kernel.dtype), kernel.packed)
+    elif ONEDNN and a.device.type == "cpu" and a.dtype == kernel.dtype == torch.float32 and _eager() \
+            and not torch.is_autocast_enabled(a.device.type):
+        out = _OneDNNGemm.apply(a, kernel)
+    else:
+        out = torch.matmul(a, kernel)
+    if bias is not None:
+        out = out + bias
+    return torch.relu(out) if relu else out
 
 
 class _ScaledGather(torch.autograd.Function):
@@ -380,30 +390,63 @@ class GridConv(nn.Module):
         """Every branch's kernel stacked over (branch, tap, input channel): ``(N * K*K * C_in, C_out)``."""
         return torch.stack(self.branch_weights()).permute(0, 3, 4, 2, 1).reshape(-1, self.out_channels)
 
-    def _cached(self, kind: str, build: Callable[[], Any], device_type: str) -> Any:
-        """``build()``, kept between calls in eval mode without autograd while the parameters are unchanged.
+    def eval_kernels(
+        self, kind: str, scale: Tensor | None = None, dtype: torch.dtype | None = None, device_type: str = "cpu"
+    ) -> Tensor | PackedKernel | list[Tensor | PackedKernel]:
+        """The ``"stacked"`` or ``"fused"`` kernels as eval mode keeps them: output channels times ``scale`` (a
+        folded BatchNorm, :mod:`gridconv_core.inference`), in ``dtype`` (autocast's), packed for oneDNN on CPU."""
+        weights = self.fused_weights() if kind == "fused" else [self.stacked_weights()]
+        kernels = [_cache_kernel(w if scale is None else w * scale, dtype, device_type) for w in weights]
+        return kernels if kind == "fused" else kernels[0]
+
+    def _cached(self, kind: str, device_type: str) -> Any:
+        """The ``"bias"``, ``"stacked"`` or ``"fused"`` operand of a call, kept between calls in eval mode without
+        autograd while the parameters are unchanged (module doc); built anew otherwise.
 
         Under autocast the cached kernels are already in the autocast dtype, so no cast runs per call.
         """
         if self.training or torch.is_grad_enabled() or not _eager():
-            return build()
+            return {"bias": self._bias, "stacked": self.stacked_weights, "fused": self.fused_weights}[kind]()
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         params = [*self.branch_weights(), *self.branch_biases()]
         key = tuple((id(t), t.data_ptr(), t._version) for t in params)
         hit = self._cache.get((kind, dtype))  # one entry per dtype: fp32 and bf16 calls may alternate
         if hit is None or hit[0] != key:
-            value = build()
-            if kind != "bias":
-                kernels = [_cache_kernel(w, dtype, device_type) for w in (value if isinstance(value, list) else [value])]
-                value = kernels if isinstance(value, list) else kernels[0]
+            value = self._bias() if kind == "bias" else self.eval_kernels(kind, None, dtype, device_type)
             hit = self._cache[(kind, dtype)] = (key, value)
         return hit[1]
+
+    def _bias(self) -> Tensor:
+        """The summed branch biases (eq. 8's ``sum_n bias_n``)."""
+        return sum(self.branch_biases())  # type: ignore[return-value]
 
     def fused_weights(self) -> list[Tensor]:
         """Per cell group, the merged weight of each term stacked over input channels: ``(T_g * C_in, C_out)``."""
         stacked = self.stacked_weights().reshape(len(self.paddings) * self.kernel_size**2, -1)
         merged = torch.matmul(self.term_combine.to(stacked.dtype), stacked)
         return [w.view(-1, self.out_channels) for w in merged.split(self.group_terms)]
+
+    def uses_fused(self, batch: int) -> bool:
+        """Whether a call on ``batch`` samples runs the fused groups (else the stacked per-branch GEMM; module doc)."""
+        return batch * self.grid_shape[0] * self.grid_shape[1] > SMALL_BATCH_CELLS
+
+    def convolve_cells(
+        self,
+        cells: Tensor,
+        alpha: Tensor | None,
+        kernels: Tensor | PackedKernel | Sequence[Tensor | PackedKernel],
+        bias: Tensor | None = None,
+        relu: bool = False,
+    ) -> Tensor:
+        """Eq. 8 on cell-major features, ``(B, HP, C_in) -> (B, HP, C_out)``, with the given kernels.
+
+        ``kernels``: :meth:`stacked_weights` or, where :meth:`uses_fused`, :meth:`fused_weights` (as such or as
+        the eval cache keeps them); ``alpha`` ``(B, K*K * HP)`` tap factors or ``None``. ``bias`` ``(C_out,)`` and
+        the ReLU are applied in the GEMMs (oneDNN post-ops for packed kernels).
+        """
+        if self.uses_fused(cells.shape[0]):
+            return self._fused(cells, alpha, kernels, bias, relu)  # type: ignore[arg-type]
+        return self._branches(cells, alpha, kernels, bias, relu)  # type: ignore[arg-type]
 
     def _convolve(self, x: Tensor, scale: KernelScale | None) -> Tensor:
         """The fused multi-branch convolution of eq. 6 / eq. 8 (module doc)."""
@@ -417,42 +460,49 @@ class GridConv(nn.Module):
         hp, kk = h * p, self.kernel_size**2
         cells = x.permute(0, 2, 3, 1).reshape(b, hp, c)  # a view for channels-last inputs
         alpha = None if scale is None or scale.taps is None else scale.taps.expand(b, kk, h, p).reshape(b, kk * hp)
-        out = self._branches(cells, alpha) if b * hp <= SMALL_BATCH_CELLS else self._fused(cells, alpha)
-        if self.has_bias:
-            out = out + self._cached("bias", lambda: sum(self.branch_biases()), x.device.type)
+        device = x.device.type
+        bias = self._cached("bias", device) if self.has_bias else None
+        out = self.convolve_cells(cells, alpha, self._cached("fused" if self.uses_fused(b) else "stacked", device), bias)
         return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)
 
-    def _branches(self, cells: Tensor, alpha: Tensor | None) -> Tensor:
-        """Small batches: all taps of all branches gathered, one GEMM with :meth:`stacked_weights` -> ``(B, HP, C_out)``."""
+    def _branches(
+        self, cells: Tensor, alpha: Tensor | None, kernel: Tensor | PackedKernel, bias: Tensor | None, relu: bool
+    ) -> Tensor:
+        """Small batches: all taps of all branches gathered, one GEMM with the stacked kernel -> ``(B, HP, C_out)``."""
         (b, hp, c), n, kk = cells.shape, len(self.paddings), self.kernel_size**2
         padded = torch.cat([cells, cells.new_zeros(b, 1, c)], 1) if self.reads_zero_cell else cells
         patches = padded.index_select(1, self.branch_sources)
         if alpha is not None:  # alpha (B, K*K * HP) scales tap k of every branch at cell p
             patches = patches.view(b, hp, n, kk, c) * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None]
-        weight = self._cached("stacked", self.stacked_weights, cells.device.type)
-        return _gemm(patches.reshape(b * hp, n * kk * c), weight).view(b, hp, -1)
+        return _gemm(patches.reshape(b * hp, n * kk * c), kernel, bias, relu).view(b, hp, -1)
 
-    def _fused(self, cells: Tensor, alpha: Tensor | None) -> Tensor:
-        """The fused groups of the module doc -> ``(B, HP, C_out)``."""
+    def _fused(
+        self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,
+        relu: bool,
+    ) -> Tensor:
+        """The fused groups of the module doc -> ``(B, HP, C_out)``.
+
+        On CPU, inference runs each group in cache-sized blocks of samples; with autograd on, a group is one block
+        (its patches are kept for the backward anyway, and one kernel gradient needs no accumulation)."""
         (b, hp, c), x = cells.shape, cells
         rows = [m * t for m, t in zip(self.group_cells, self.group_terms)]
         selects = self.term_select.to(x.dtype).split(rows)
         alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.term_alpha_index).split(rows, 1)
         parts, places = [], []
-        weights = self._cached("fused", self.fused_weights, x.device.type)
-        groups = zip(self.group_cells, self.group_terms, selects, self.term_sources.split(rows), alphas, weights,
+        groups = zip(self.group_cells, self.group_terms, selects, self.term_sources.split(rows), alphas, kernels,
                      self.term_cells.split(self.group_cells))
-        blocked = x.device.type == "cpu" and _eager()
-        for m, t, select, sources, a, weight, group in groups:
+        gather = x.device.type == "cpu" and _eager()
+        blocked = gather and not torch.is_grad_enabled()
+        for m, t, select, sources, a, kernel, group in groups:
             step = max(1, CPU_BLOCK_CELLS // m) if blocked else b
             for start in range(0, b, step):
                 block = cells if step >= b else cells[start : start + step]
                 a_block = a if a is None or step >= b else a[start : start + step]
-                if blocked:
+                if gather:
                     patches = _ScaledGather.apply(block, sources, select, a_block)
                 else:
                     patches = torch.matmul(select if a_block is None else a_block[:, :, None] * select, block)  # G = alpha * T
-                parts.append(_gemm(patches.reshape(-1, t * c), weight).view(-1, m, self.out_channels))
+                parts.append(_gemm(patches.reshape(-1, t * c), kernel, bias, relu).view(-1, m, self.out_channels))
                 places.append((start, group))
         return _place_cells(places, hp, parts)
 

@@ -18,10 +18,11 @@ from .autogrids import AutoGrids
 from .baselines import build_baseline
 from .errors import check_pose_input
 from .gridconv import DGridConv
+from .inference import FoldedCache, GLNParts, LayerParts
 from .layout_families import default_shape, get_layout
 from .lifting import LiftingModel
 from .model_config import GLNConfig
-from .sgt import SGT, GridTransform, phi, phi_inv
+from .sgt import SGT, GridTransform, phi, phi_cells, phi_inv, phi_inv_cells
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = ["LiftingModel", "GridLiftingNetwork", "build_sgt", "build_model"]
@@ -87,6 +88,7 @@ class GridLiftingNetwork(LiftingModel):
         self.dropout = nn.Dropout2d(config.dropout)
         self.linear_stages = nn.ModuleList(_ResidualBlock(config, shape) for _ in range(config.num_blocks))
         self.w2, self.atten_conv2 = _layer(config, c, 3, kd, shape, False)
+        self._folded = FoldedCache()
 
     def forward(self, x: Tensor) -> Tensor:
         """Eq. 9: ``(B, J, 2) -> (B, J, 3)``."""
@@ -100,11 +102,39 @@ class GridLiftingNetwork(LiftingModel):
         """The D-GridConv layers, input to output."""
         return [self.w1, *(w for block in self.linear_stages for w in (block.w1, block.w2)), self.w2]
 
+    def train(self, mode: bool = True) -> GridLiftingNetwork:
+        """As :meth:`nn.Module.train`; a change of mode also drops the folded network."""
+        if mode != self.training:
+            self._folded.clear()
+        return super().train(mode)
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+        """``.to()``, ``.half()`` and the like swap the tensors' storage: the folded network is built again."""
+        self._folded.clear()
+        return super()._apply(fn, recurse)
+
     def _lift(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_pose_input(x, self.skeleton.num_joints, self.skeleton.name, self.training)
         s, s_inv = self.sgt.assignment()
+        folded = self._folded.get(self.training, self._parts(), x.device.type) if self._foldable() else None
+        if folded is not None:  # eval without autograd: the folded network (gridconv_core.inference)
+            cells = folded(phi_cells(s, x))
+            h, p = self.grid_shape
+            return cells.view(-1, h, p, cells.shape[2]).permute(0, 3, 1, 2), phi_inv_cells(s_inv, cells)
         grid = self._network(phi(s, x, self.grid_shape))
         return grid, phi_inv(s_inv, grid)
+
+    def _foldable(self) -> bool:
+        """Eq. 7's attention (or none) folds; the Fig. 8 variants run as modules."""
+        return self.config.effective_attention in ("dynamic", "none")
+
+    def _parts(self) -> GLNParts:
+        """This network's topology as :class:`~gridconv_core.inference.GLNParts`, for the folded network."""
+        blocks = tuple((LayerParts(b.w1, b.atten_conv1, b.batch_norm1, True), LayerParts(b.w2, b.atten_conv2, b.batch_norm2, True))
+                       for b in self.linear_stages)
+        containers = (self.dropout, *self.linear_stages, *(b.dropout for b in self.linear_stages))
+        stem = LayerParts(self.w1, self.atten_conv1, self.batch_norm1, True)
+        return GLNParts(stem, blocks, LayerParts(self.w2, self.atten_conv2, None, False), containers)
 
     def _network(self, d: Tensor) -> Tensor:
         y = self.dropout(torch.relu(self.batch_norm1(_dynamic(self.w1, self.atten_conv1, d))))

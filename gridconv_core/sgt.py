@@ -30,7 +30,9 @@ __all__ = [
     "SGT",
     "GridTransform",
     "phi",
+    "phi_cells",
     "phi_inv",
+    "phi_inv_cells",
     "neighbour_pairs",
 ]
 
@@ -326,27 +328,36 @@ def _problems(cells: tuple[tuple[Cell, ...], ...], sk: Skeleton, allow_missing: 
 
 
 # ---------------------------------------------------------------------- SGT as tensor ops
-def phi(s: Tensor, g: Tensor, shape: tuple[int, int]) -> Tensor:
-    """Eq. 1, ``D = S x G``: joints ``(B, J, C)`` to a grid pose ``(B, C, H, P)``.
+def phi_cells(s: Tensor, g: Tensor) -> Tensor:
+    """Eq. 1, ``D = S x G``, in cell-major order: joints ``(B, J, C)`` to grid cells ``(B, HP, C)``.
 
     ``s`` is ``(HP, J)`` (binary, fractional or a straight-through one-hot); differentiable in both.
     """
+    return torch.matmul(s.to(g.dtype), g)
+
+
+def phi(s: Tensor, g: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Eq. 1 as a grid pose ``(B, C, H, P)`` (:func:`phi_cells`, channels first)."""
     b, _, c = g.shape
-    d = torch.matmul(s.to(g.dtype), g)  # (B, HP, C)
-    return d.transpose(1, 2).reshape(b, c, shape[0], shape[1])
+    return phi_cells(s, g).transpose(1, 2).reshape(b, c, shape[0], shape[1])
 
 
-def phi_inv(s: Tensor, d: Tensor) -> Tensor:
-    """Eq. 11-12: grid pose ``(B, C, H, P)`` back to joints ``(B, J, C)``, averaging replicas.
+def phi_inv_cells(s: Tensor, cells: Tensor) -> Tensor:
+    """Eq. 11-12: grid cells ``(B, HP, C)`` back to joints ``(B, J, C)``, averaging replicas.
 
     ``s`` is the ``(HP, J)`` 0/1 assignment read back (or a straight-through one-hot); a joint that
     no cell holds comes out as 0.
     """
-    b, c, h, p = d.shape
-    s = s.to(d.dtype)
+    s = s.to(cells.dtype)
     # eq. 11; a joint no cell holds has count 0: clamping keeps it at 0 with a bounded gradient
     s_tilde_t = (s / s.sum(dim=0, keepdim=True).clamp_min(1.0)).t()  # (J, HP)
-    return torch.matmul(s_tilde_t, d.reshape(b, c, h * p).transpose(1, 2))  # (B, J, C), eq. 12
+    return torch.matmul(s_tilde_t, cells)  # (B, J, C), eq. 12
+
+
+def phi_inv(s: Tensor, d: Tensor) -> Tensor:
+    """Eq. 11-12 from a grid pose ``(B, C, H, P)`` (:func:`phi_inv_cells`)."""
+    b, c, h, p = d.shape
+    return phi_inv_cells(s, d.reshape(b, c, h * p).transpose(1, 2))
 
 
 class SGT(nn.Module):
