@@ -81,8 +81,8 @@ def onednn_gemm_gflops(repeats: int, n: int = 4096) -> tuple[float, float]:
     if not gridconv.ONEDNN:
         return math.nan, math.nan
     a = torch.randn(n, n)
-    kernel = gridconv._cache_kernel(torch.randn(n, n), None, "cpu")
-    return rate(2 * n**3 / 1e9, lambda: gridconv._gemm(a, kernel), torch.device("cpu"), repeats)
+    kernel = gridconv.eval_kernel(torch.randn(n, n), None, "cpu")
+    return rate(2 * n**3 / 1e9, lambda: gridconv.gemm(a, kernel), torch.device("cpu"), repeats)
 
 
 def blas(fn: Callable[[], object]) -> Callable[[], object]:

@@ -37,7 +37,7 @@ Autocast, graph capture and torch.compile keep ``torch.matmul``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -185,19 +185,25 @@ ONEDNN = _onednn_available()
 
 
 def _pack(kernel: Tensor) -> PackedKernel:
-    """Reorder a ``(K, N)`` kernel once for :func:`_gemm` (oneDNN takes it as a ``(N, K)`` linear weight)."""
+    """Reorder a ``(K, N)`` kernel once for :func:`gemm` (oneDNN takes it as a ``(N, K)`` linear weight)."""
     return PackedKernel(torch.ops.mkldnn._reorder_linear_weight(kernel.t().contiguous()), kernel.dtype)
 
 
-def _cache_kernel(kernel: Tensor, dtype: torch.dtype | None, device_type: str) -> Tensor | PackedKernel:
-    """A kernel as the eval cache keeps it: in the autocast ``dtype`` if any, packed for oneDNN on CPU."""
+def eval_kernel(kernel: Tensor, dtype: torch.dtype | None, device_type: str) -> Tensor | PackedKernel:
+    """A ``(K, N)`` kernel as eval caches keep it for :func:`gemm`: in the autocast ``dtype`` if any, packed for
+    oneDNN on CPU (fp32 and bf16; oneDNN has no float64)."""
     kernel = kernel if dtype is None else kernel.to(dtype)
-    return _pack(kernel) if device_type == "cpu" and ONEDNN else kernel
+    packable = device_type == "cpu" and ONEDNN and kernel.dtype in (torch.float32, torch.bfloat16)
+    return _pack(kernel) if packable else kernel
 
 
-def _linear(a: Tensor, weight: Tensor, bias: Tensor | None = None, relu: bool = False) -> Tensor:
-    """oneDNN's ``a @ weight.T (+ bias) (then ReLU)`` on CPU (``weight`` ``(N, K)``, packed or plain, any strides)."""
-    return torch.ops.mkldnn._linear_pointwise(a, weight, bias, "relu" if relu else "none", [], "")
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor] | None] = {"none": None, "relu": torch.relu, "sigmoid": torch.sigmoid}
+"""What :func:`gemm` applies after the bias (a oneDNN post-op for packed kernels)."""
+
+
+def _linear(a: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str = "none") -> Tensor:
+    """oneDNN's ``act(a @ weight.T + bias)`` on CPU (``weight`` ``(N, K)``, packed or plain, any strides)."""
+    return torch.ops.mkldnn._linear_pointwise(a, weight, bias, activation, [], "")
 
 
 class _OneDNNGemm(torch.autograd.Function):
@@ -218,15 +224,16 @@ class _OneDNNGemm(torch.autograd.Function):
         return grad_a, grad_kernel
 
 
-def _gemm(a: Tensor, kernel: Tensor | PackedKernel, bias: Tensor | None = None, relu: bool = False) -> Tensor:
-    """``a @ kernel (+ bias) (then ReLU)`` for a ``(M, K)`` matrix.
+def gemm(a: Tensor, kernel: Tensor | PackedKernel, bias: Tensor | None = None, activation: str = "none") -> Tensor:
+    """``act(a @ kernel + bias)`` for a ``(M, K)`` matrix, ``act`` one of :data:`ACTIVATIONS`.
 
-    oneDNN on CPU: a packed kernel in its own dtype, with a bias of that dtype and the ReLU as post-ops of the
-    GEMM (a bias in another dtype is added after and promotes the sum, as autocast's fp32 biases do); plain fp32
-    kernels through :class:`_OneDNNGemm`. ``torch.matmul`` elsewhere and under autocast or graph capture.
+    oneDNN on CPU: a packed kernel (:func:`eval_kernel`) in its own dtype, with a bias of that dtype and the
+    activation as post-ops of the GEMM (a bias in another dtype is added after and promotes the sum, as autocast's
+    fp32 biases do); plain fp32 kernels through :class:`_OneDNNGemm`. ``torch.matmul`` elsewhere and under
+    autocast or graph capture.
     """
     if isinstance(kernel, PackedKernel) and (bias is None or bias.dtype == kernel.dtype):
-        return _linear(a.to(kernel.dtype), kernel.packed, bias, relu)
+        return _linear(a.to(kernel.dtype), kernel.packed, bias, activation)
     if isinstance(kernel, PackedKernel):
         out = _linear(a.to(kernel.dtype), kernel.packed)
     elif ONEDNN and a.device.type == "cpu" and a.dtype == kernel.dtype == torch.float32 and _eager() \
@@ -236,7 +243,8 @@ def _gemm(a: Tensor, kernel: Tensor | PackedKernel, bias: Tensor | None = None, 
         out = torch.matmul(a, kernel)
     if bias is not None:
         out = out + bias
-    return torch.relu(out) if relu else out
+    act = ACTIVATIONS[activation]
+    return out if act is None else act(out)
 
 
 class _ScaledGather(torch.autograd.Function):
@@ -396,7 +404,7 @@ class GridConv(nn.Module):
         """The ``"stacked"`` or ``"fused"`` kernels as eval mode keeps them: output channels times ``scale`` (a
         folded BatchNorm, :mod:`gridconv_core.inference`), in ``dtype`` (autocast's), packed for oneDNN on CPU."""
         weights = self.fused_weights() if kind == "fused" else [self.stacked_weights()]
-        kernels = [_cache_kernel(w if scale is None else w * scale, dtype, device_type) for w in weights]
+        kernels = [eval_kernel(w if scale is None else w * scale, dtype, device_type) for w in weights]
         return kernels if kind == "fused" else kernels[0]
 
     def _cached(self, kind: str, device_type: str) -> Any:
@@ -436,17 +444,17 @@ class GridConv(nn.Module):
         alpha: Tensor | None,
         kernels: Tensor | PackedKernel | Sequence[Tensor | PackedKernel],
         bias: Tensor | None = None,
-        relu: bool = False,
+        activation: str = "none",
     ) -> Tensor:
         """Eq. 8 on cell-major features, ``(B, HP, C_in) -> (B, HP, C_out)``, with the given kernels.
 
         ``kernels``: :meth:`stacked_weights` or, where :meth:`uses_fused`, :meth:`fused_weights` (as such or as
         the eval cache keeps them); ``alpha`` ``(B, K*K * HP)`` tap factors or ``None``. ``bias`` ``(C_out,)`` and
-        the ReLU are applied in the GEMMs (oneDNN post-ops for packed kernels).
+        the activation (:data:`ACTIVATIONS`) are applied in the GEMMs (oneDNN post-ops for packed kernels).
         """
         if self.uses_fused(cells.shape[0]):
-            return self._fused(cells, alpha, kernels, bias, relu)  # type: ignore[arg-type]
-        return self._branches(cells, alpha, kernels, bias, relu)  # type: ignore[arg-type]
+            return self._fused(cells, alpha, kernels, bias, activation)  # type: ignore[arg-type]
+        return self._branches(cells, alpha, kernels, bias, activation)  # type: ignore[arg-type]
 
     def _convolve(self, x: Tensor, scale: KernelScale | None) -> Tensor:
         """The fused multi-branch convolution of eq. 6 / eq. 8 (module doc)."""
@@ -466,7 +474,7 @@ class GridConv(nn.Module):
         return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)
 
     def _branches(
-        self, cells: Tensor, alpha: Tensor | None, kernel: Tensor | PackedKernel, bias: Tensor | None, relu: bool
+        self, cells: Tensor, alpha: Tensor | None, kernel: Tensor | PackedKernel, bias: Tensor | None, activation: str
     ) -> Tensor:
         """Small batches: all taps of all branches gathered, one GEMM with the stacked kernel -> ``(B, HP, C_out)``."""
         (b, hp, c), n, kk = cells.shape, len(self.paddings), self.kernel_size**2
@@ -474,11 +482,11 @@ class GridConv(nn.Module):
         patches = padded.index_select(1, self.branch_sources)
         if alpha is not None:  # alpha (B, K*K * HP) scales tap k of every branch at cell p
             patches = patches.view(b, hp, n, kk, c) * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None]
-        return _gemm(patches.reshape(b * hp, n * kk * c), kernel, bias, relu).view(b, hp, -1)
+        return gemm(patches.reshape(b * hp, n * kk * c), kernel, bias, activation).view(b, hp, -1)
 
     def _fused(
         self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,
-        relu: bool,
+        activation: str,
     ) -> Tensor:
         """The fused groups of the module doc -> ``(B, HP, C_out)``.
 
@@ -502,7 +510,7 @@ class GridConv(nn.Module):
                     patches = _ScaledGather.apply(block, sources, select, a_block)
                 else:
                     patches = torch.matmul(select if a_block is None else a_block[:, :, None] * select, block)  # G = alpha * T
-                parts.append(_gemm(patches.reshape(-1, t * c), kernel, bias, relu).view(-1, m, self.out_channels))
+                parts.append(gemm(patches.reshape(-1, t * c), kernel, bias, activation).view(-1, m, self.out_channels))
                 places.append((start, group))
         return _place_cells(places, hp, parts)
 

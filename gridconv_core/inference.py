@@ -24,7 +24,10 @@ from torch.nn import functional as F
 from .attention import KernelAttention
 from .gridconv import GridConv, PackedKernel, _eager
 
-__all__ = ["LayerParts", "GLNParts", "fold_batch_norm", "FoldedLayer", "FoldedNetwork", "FoldedCache"]
+__all__ = ["ENABLED", "LayerParts", "GLNParts", "fold_batch_norm", "FoldedLayer", "FoldedNetwork", "FoldedCache"]
+
+ENABLED = True
+"""Whether eval calls run the folded network (module doc); benchmarks and tests switch it off to compare."""
 
 
 class LayerParts(NamedTuple):
@@ -65,10 +68,8 @@ def fold_batch_norm(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
 
 
 def _fold_attention(att: KernelAttention) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Eq. 7's head ``sigmoid(FC2(relu(BN(FC1(GAP)))) / T)`` as ``(W1', b1', W2', b2')`` (module doc).
-
-    ``W1'`` acts on the flattened cells ``(B, HP * C)``: the average pooling is folded into it too.
-    """
+    """Eq. 7's head ``sigmoid(FC2(relu(BN(FC1(GAP)))) / T)`` as the two affine maps ``(W1', b1', W2', b2')`` of the
+    module doc. ``W1'`` acts on the flattened cells ``(B, HP * C)``: the average pooling is folded into it too."""
     scale, shift = fold_batch_norm(att.bn)
     cells = att.grid_shape[0] * att.grid_shape[1]
     w1 = (att.fc.weight.flatten(1) * (scale[:, None] / cells)).repeat(1, cells)
@@ -80,19 +81,25 @@ def _fold_attention(att: KernelAttention) -> tuple[Tensor, Tensor, Tensor, Tenso
 class FoldedLayer:
     """One layer of the folded network: its attention head, and its kernels with the following BN folded in.
 
-    The kernels of each path (stacked, fused) are built on first use, in ``dtype`` (autocast's or ``None``).
+    The kernels are in ``dtype`` (autocast's, or ``None``: as the parameters) and packed for oneDNN on CPU, built
+    for each path (stacked, fused) on first use. The attention head stays on ``F.linear``: at its sizes (``N`` = 16
+    and 225) oneDNN's call costs 4x MKL's.
     """
 
     def __init__(self, parts: LayerParts, dtype: torch.dtype | None, device_type: str) -> None:
         conv = self.conv = parts.conv
-        self.relu, self.dtype, self.device_type = parts.relu, dtype, device_type
+        self.activation, self.dtype, self.device_type = "relu" if parts.relu else "none", dtype, device_type
         self.scale, bias = (None, None) if parts.batch_norm is None else fold_batch_norm(parts.batch_norm)
         if conv.has_bias:
             summed = sum(conv.branch_biases())
             bias = summed if self.scale is None else summed * self.scale + bias
-        self.bias = bias if bias is None or dtype is None else bias.to(dtype)  # the GEMM's dtype: one post-op
+        self.bias = self._cast(bias)
         self.head = None if parts.attention is None else _fold_attention(parts.attention)
         self._kernels: dict[str, Tensor | PackedKernel | list[Tensor | PackedKernel]] = {}
+
+    def _cast(self, bias: Tensor | None) -> Tensor | None:
+        """A bias in the GEMMs' dtype, so that it is one post-op."""
+        return bias if bias is None or self.dtype is None else bias.to(self.dtype)
 
     def __call__(self, cells: Tensor) -> Tensor:
         """``(B, HP, C_in) -> (B, HP, C_out)``: eq. 7, eq. 8, bias, folded BN and ReLU."""
@@ -104,7 +111,7 @@ class FoldedLayer:
         kernels = self._kernels.get(kind)
         if kernels is None:
             kernels = self._kernels[kind] = self.conv.eval_kernels(kind, self.scale, self.dtype, self.device_type)
-        return self.conv.convolve_cells(cells, alpha, kernels, self.bias, self.relu)
+        return self.conv.convolve_cells(cells, alpha, kernels, self.bias, self.activation)
 
 
 class FoldedNetwork:
@@ -123,14 +130,14 @@ class FoldedNetwork:
         return self.head(y)
 
 
-def _state(modules: list[nn.Module]) -> list[int] | None:
+def _state(modules: list[nn.Module]) -> list[float] | None:
     """Identity and version of every parameter and buffer of ``modules`` (not GridConv's index tables), or
     ``None`` when a forward hook would see one of them run (the folded network bypasses them). One pass, as the
     walk's cost is in cache misses after the GEMMs."""
     hooks = nn.modules.module
     if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
         return None
-    key: list[int] = []
+    key: list[float] = []
     for m in modules:
         if m._forward_hooks or m._forward_pre_hooks:
             return None
@@ -151,19 +158,19 @@ class FoldedCache:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[torch.dtype | None, str], tuple[tuple[object, ...], FoldedNetwork]] = {}
+        self._entries: dict[tuple[torch.dtype | None, str], tuple[list[float], FoldedNetwork]] = {}
 
     def get(self, training: bool, parts: GLNParts, device_type: str) -> FoldedNetwork | None:
         """The folded network for a call now, or ``None`` when the modules must run (training, autograd, graph
         capture or compile, forward hooks)."""
-        if training or torch.is_grad_enabled() or not _eager():
+        if training or not ENABLED or torch.is_grad_enabled() or not _eager():
             return None
         layers = parts.layers()
         state = _state([*parts.containers, *(m for layer in layers for m in layer.modules())])
         if state is None:
             return None
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
-        key = (*state, *(layer.attention.temperature for layer in layers if layer.attention is not None))
+        key = state + [layer.attention.temperature for layer in layers if layer.attention is not None]
         hit = self._entries.get((dtype, device_type))
         if hit is None or hit[0] != key:
             hit = self._entries[(dtype, device_type)] = (key, FoldedNetwork(parts, dtype, device_type))
