@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from gridconv_core import KernelScale, build_model
 from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, resolve_amp
-from gridconv_core import gridconv
+from gridconv_core import gridconv, inference
 from gridconv_core.gridconv import DGridConv, tap_sources
 from gridconv_core.io import atomic_write_text
 
@@ -85,14 +85,16 @@ def onednn_gemm_gflops(repeats: int, n: int = 4096) -> tuple[float, float]:
     return rate(2 * n**3 / 1e9, lambda: gridconv.gemm(a, kernel), torch.device("cpu"), repeats)
 
 
-def blas(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` with the GridConv GEMMs on ``torch.matmul`` (oneDNN off); give it its own model copy."""
+def switched_off(module: types.ModuleType, flag: str, fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with a module's boolean switch off: ``gridconv.ONEDNN`` (GEMMs on ``torch.matmul``; give it its own
+    model copy, as its caches hold other kernels) or ``inference.ENABLED`` (eval runs the modules, unfolded)."""
     def run() -> object:
-        saved, gridconv.ONEDNN = gridconv.ONEDNN, False
+        saved = getattr(module, flag)
+        setattr(module, flag, False)
         try:
             return fn()
         finally:
-            gridconv.ONEDNN = saved
+            setattr(module, flag, saved)
     return run
 
 
@@ -212,8 +214,9 @@ def main() -> None:
             x = torch.randn(batch, 17, 2, device=device) * 0.3
             fns = {"ours_fp32": lambda x=x: model(x), "authors_fp32": lambda x=x: unfold(x)}
             fns |= {"ours_bf16": bf16(fns["ours_fp32"], device), "authors_bf16": bf16(fns["authors_fp32"], device)}
+            fns["ours_fp32_modules"] = switched_off(inference, "ENABLED", fns["ours_fp32"])
             if device.type == "cpu":
-                fns["ours_fp32_blas"] = blas(lambda x=x: on_blas(x))
+                fns["ours_fp32_blas"] = switched_off(gridconv, "ONEDNN", lambda x=x: on_blas(x))
             times = interleaved(fns, device, reps, block=max(1, 64 // batch))
             latency[str(batch)] = {k: (best * 1e3, median * 1e3) for k, (best, median) in times.items()}
         res["latency_ms"] = latency
@@ -242,7 +245,7 @@ def main() -> None:
         steps[name] = step
     steps["train_bf16"] = bf16(steps["train"], device)
     if device.type == "cpu":
-        steps["train_blas"] = blas(steps["train"])
+        steps["train_blas"] = switched_off(gridconv, "ONEDNN", steps["train"])
     for name, (best, median) in interleaved(steps, device, reps).items():
         res[f"{name}_poses_s"] = (200 / best, 200 / median)
 
@@ -276,7 +279,8 @@ def main() -> None:
           f"median {bf16_gemm[1]:.0f} GFLOP/s; {flops / 1e9:.4f} GFLOP/pose -> bound {bound:.0f} poses/s")
     print(f"fp32 GEMM through oneDNN, packed: best {onednn_gemm[0]:.0f} / median {onednn_gemm[1]:.0f} GFLOP/s -> "
           f"bound {res['onednn_gemm_bound_poses_s']:.0f} poses/s")
-    columns = [k for k in ("ours_fp32", "authors_fp32", "ours_bf16", "authors_bf16", "ours_fp32_blas") if k in latency[next(iter(latency))]]
+    columns = [k for k in ("ours_fp32", "authors_fp32", "ours_bf16", "authors_bf16", "ours_fp32_modules", "ours_fp32_blas")
+               if k in latency[next(iter(latency))]]
     print("latency, median ms (best):  batch | " + " | ".join(columns))
     for batch, row in latency.items():
         cells = " | ".join(f"{row[k][1]:8.2f} ({row[k][0]:.2f})" for k in columns)

@@ -10,8 +10,9 @@ keeps apart:
 - each layer's bias and ReLU into its GEMMs (oneDNN post-ops on CPU); Dropout2d is the identity.
 
 Features stay cell-major ``(B, HP, C)`` from eq. 1 to eq. 12, so no layer permutes. At batch 1 this removes
-about 150 of 250 eager ops. The GLN runs its :class:`FoldedNetwork` in eval mode without autograd, eagerly and
-with no module hooks registered (:class:`FoldedCache`); anything else runs the modules.
+about 150 of 250 eager ops. The GLN runs its :class:`FoldedNetwork` in eval mode without autograd, eagerly, with
+no forward hooks on the modules it bypasses and none of their ``forward`` replaced (:class:`FoldedCache`);
+anything else runs the modules.
 """
 from __future__ import annotations
 
@@ -132,14 +133,15 @@ class FoldedNetwork:
 
 def _state(modules: list[nn.Module]) -> list[float] | None:
     """Identity and version of every parameter and buffer of ``modules`` (not GridConv's index tables), or
-    ``None`` when a forward hook would see one of them run (the folded network bypasses them). One pass, as the
-    walk's cost is in cache misses after the GEMMs."""
+    ``None`` when one of them must run as a module: a forward hook would see it, or its ``forward`` was replaced
+    on the instance (the folded network bypasses both). One pass, as the walk's cost is in cache misses after
+    the GEMMs."""
     hooks = nn.modules.module
     if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
         return None
     key: list[float] = []
     for m in modules:
-        if m._forward_hooks or m._forward_pre_hooks:
+        if m._forward_hooks or m._forward_pre_hooks or "forward" in m.__dict__:
             return None
         for t in m._parameters.values() if isinstance(m, GridConv) else (*m._parameters.values(), *m._buffers.values()):
             if t is not None:

@@ -134,6 +134,19 @@ def test_forward_hooks_still_fire() -> None:
     assert not all(torch.equal(m, torch.ones_like(m)) for m in maps.values())
 
 
+def test_a_layer_with_its_forward_replaced_runs_as_a_module(monkeypatch) -> None:
+    """As the benchmarks swap in the authors' layer: an instance-level ``forward`` is honoured."""
+    model = trained_like()
+    x = poses(2)
+    expected = modules_path(model, x, monkeypatch)
+    model.w2.forward = lambda y, scale=None: torch.zeros(y.shape[0], 3, 5, 5)
+    with torch.no_grad():
+        assert torch.equal(model(x), torch.zeros(2, 17, 3))
+    del model.w2.forward
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected, atol=2e-6, rtol=1e-5)
+
+
 def test_fig8_attention_runs_the_modules(monkeypatch) -> None:
     model = trained_like(attention="se")
     x = poses(2)
