@@ -54,6 +54,9 @@ PADDING_MODES = AXIS_MODES + tuple(f"{h}:{v}" for h in AXIS_MODES for v in AXIS_
 """One mode on both axes, or a per-axis mix ``"horizontal:vertical"`` (Table D #3 ``circular:replicate``:
 columns wrap, rows replicate; #4 ``replicate:circular``)."""
 _ALIASES = {"c": "circular", "r": "replicate", "z": "zeros", "zero": "zeros", "constant": "zeros"}
+TAPWISE_RATIO = 4
+"""Layers with ``C_out`` at most ``C_in / TAPWISE_RATIO`` (the output layer, 256 -> 3) run the tapwise path (module
+doc): it gathers ``C_out`` instead of ``C_in`` values per tap and builds no patch matrix."""
 CPU_BLOCK_CELLS = 1250
 """Grid cells (samples x H x P) per block on CPU: keeps the patch matrix of a block in cache."""
 SMALL_BATCH_CELLS = 400
@@ -373,6 +376,9 @@ class GridConv(nn.Module):
         }
         src = tap_sources(self.grid_shape, kernel_size, self.paddings)
         buffers["branch_sources"] = torch.from_numpy(np.where(src < 0, hp, src).reshape(-1))  # hp: the zero cell
+        n_kk = len(self.paddings) * kernel_size**2  # tap product (q, n, k) is row q * N*K*K + n * K*K + k
+        tapwise = src * n_kk + np.arange(n_kk).reshape(len(self.paddings), kernel_size**2)
+        buffers["tapwise_sources"] = torch.from_numpy(np.where(src < 0, hp * n_kk, tapwise).reshape(-1))
         self.reads_zero_cell = bool((src < 0).any())
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
@@ -398,23 +404,34 @@ class GridConv(nn.Module):
         """Every branch's kernel stacked over (branch, tap, input channel): ``(N * K*K * C_in, C_out)``."""
         return torch.stack(self.branch_weights()).permute(0, 3, 4, 2, 1).reshape(-1, self.out_channels)
 
+    def tapwise_weights(self) -> Tensor:
+        """Every branch's kernel side by side over (branch, tap, output channel): ``(C_in, N * K*K * C_out)``."""
+        return torch.stack(self.branch_weights()).permute(2, 0, 3, 4, 1).reshape(self.in_channels, -1)
+
+    def kernels(self, kind: str) -> Tensor | list[Tensor]:
+        """The kernels of a path (:meth:`path`): :meth:`stacked_weights`, :meth:`tapwise_weights` or :meth:`fused_weights`."""
+        return {"stacked": self.stacked_weights, "tapwise": self.tapwise_weights, "fused": self.fused_weights}[kind]()
+
     def eval_kernels(
         self, kind: str, scale: Tensor | None = None, dtype: torch.dtype | None = None, device_type: str = "cpu"
     ) -> Tensor | PackedKernel | list[Tensor | PackedKernel]:
-        """The ``"stacked"`` or ``"fused"`` kernels as eval mode keeps them: output channels times ``scale`` (a
-        folded BatchNorm, :mod:`gridconv_core.inference`), in ``dtype`` (autocast's), packed for oneDNN on CPU."""
-        weights = self.fused_weights() if kind == "fused" else [self.stacked_weights()]
-        kernels = [eval_kernel(w if scale is None else w * scale, dtype, device_type) for w in weights]
+        """The :meth:`kernels` of a path as eval mode keeps them: output channels times ``scale`` (a folded
+        BatchNorm, :mod:`gridconv_core.inference`), in ``dtype`` (autocast's), packed for oneDNN on CPU."""
+        weights = self.kernels(kind)
+        if scale is not None and kind == "tapwise":
+            scale = scale.repeat(len(self.paddings) * self.kernel_size**2)
+        kernels = [eval_kernel(w if scale is None else w * scale, dtype, device_type)
+                   for w in (weights if isinstance(weights, list) else [weights])]
         return kernels if kind == "fused" else kernels[0]
 
     def _cached(self, kind: str, device_type: str) -> Any:
-        """The ``"bias"``, ``"stacked"`` or ``"fused"`` operand of a call, kept between calls in eval mode without
+        """The ``"bias"`` or the kernels of a path (:meth:`kernels`) for a call, kept between calls in eval mode without
         autograd while the parameters are unchanged (module doc); built anew otherwise.
 
         Under autocast the cached kernels are already in the autocast dtype, so no cast runs per call.
         """
         if self.training or torch.is_grad_enabled() or not _eager():
-            return {"bias": self._bias, "stacked": self.stacked_weights, "fused": self.fused_weights}[kind]()
+            return self._bias() if kind == "bias" else self.kernels(kind)
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         params = [*self.branch_weights(), *self.branch_biases()]
         key = tuple((id(t), t.data_ptr(), t._version) for t in params)
@@ -434,9 +451,12 @@ class GridConv(nn.Module):
         merged = torch.matmul(self.term_combine.to(stacked.dtype), stacked)
         return [w.view(-1, self.out_channels) for w in merged.split(self.group_terms)]
 
-    def uses_fused(self, batch: int) -> bool:
-        """Whether a call on ``batch`` samples runs the fused groups (else the stacked per-branch GEMM; module doc)."""
-        return batch * self.grid_shape[0] * self.grid_shape[1] > SMALL_BATCH_CELLS
+    def path(self, batch: int) -> str:
+        """How a call on ``batch`` samples runs (module doc): ``"tapwise"`` for layers with few output channels,
+        else ``"stacked"`` for small batches and ``"fused"`` groups above :data:`SMALL_BATCH_CELLS`."""
+        if TAPWISE_RATIO * self.out_channels <= self.in_channels:
+            return "tapwise"
+        return "fused" if batch * self.grid_shape[0] * self.grid_shape[1] > SMALL_BATCH_CELLS else "stacked"
 
     def convolve_cells(
         self,
@@ -448,13 +468,12 @@ class GridConv(nn.Module):
     ) -> Tensor:
         """Eq. 8 on cell-major features, ``(B, HP, C_in) -> (B, HP, C_out)``, with the given kernels.
 
-        ``kernels``: :meth:`stacked_weights` or, where :meth:`uses_fused`, :meth:`fused_weights` (as such or as
-        the eval cache keeps them); ``alpha`` ``(B, K*K * HP)`` tap factors or ``None``. ``bias`` ``(C_out,)`` and
-        the activation (:data:`ACTIVATIONS`) are applied in the GEMMs (oneDNN post-ops for packed kernels).
+        ``kernels``: the :meth:`kernels` of the batch's :meth:`path` (as such or as the eval cache keeps them);
+        ``alpha`` ``(B, K*K * HP)`` tap factors or ``None``. ``bias`` ``(C_out,)`` and the activation
+        (:data:`ACTIVATIONS`) are applied in the GEMMs (oneDNN post-ops for packed kernels).
         """
-        if self.uses_fused(cells.shape[0]):
-            return self._fused(cells, alpha, kernels, bias, activation)  # type: ignore[arg-type]
-        return self._branches(cells, alpha, kernels, bias, activation)  # type: ignore[arg-type]
+        run = {"stacked": self._branches, "tapwise": self._tapwise, "fused": self._fused}[self.path(cells.shape[0])]
+        return run(cells, alpha, kernels, bias, activation)  # type: ignore[operator]
 
     def _convolve(self, x: Tensor, scale: KernelScale | None) -> Tensor:
         """The fused multi-branch convolution of eq. 6 / eq. 8 (module doc)."""
@@ -470,7 +489,7 @@ class GridConv(nn.Module):
         alpha = None if scale is None or scale.taps is None else scale.taps.expand(b, kk, h, p).reshape(b, kk * hp)
         device = x.device.type
         bias = self._cached("bias", device) if self.has_bias else None
-        out = self.convolve_cells(cells, alpha, self._cached("fused" if self.uses_fused(b) else "stacked", device), bias)
+        out = self.convolve_cells(cells, alpha, self._cached(self.path(b), device), bias)
         return out.view(b, h, p, self.out_channels).permute(0, 3, 1, 2)
 
     def _branches(
@@ -483,6 +502,24 @@ class GridConv(nn.Module):
         if alpha is not None:  # alpha (B, K*K * HP) scales tap k of every branch at cell p
             patches = patches.view(b, hp, n, kk, c) * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None]
         return gemm(patches.reshape(b * hp, n * kk * c), kernel, bias, activation).view(b, hp, -1)
+
+    def _tapwise(
+        self, cells: Tensor, alpha: Tensor | None, kernel: Tensor | PackedKernel, bias: Tensor | None, activation: str
+    ) -> Tensor:
+        """Few output channels: every tap's product ``X[q] W_{n,k}`` for every source cell in one GEMM, then each
+        cell gathers and sums its own (eq. 8 read from the output side) -> ``(B, HP, C_out)``."""
+        (b, hp, c), n, kk = cells.shape, len(self.paddings), self.kernel_size**2
+        taps = gemm(cells.reshape(b * hp, c), kernel).view(b, hp * n * kk, self.out_channels)
+        if self.reads_zero_cell:
+            taps = torch.cat([taps, taps.new_zeros(b, 1, self.out_channels)], 1)
+        picked = taps.index_select(1, self.tapwise_sources).view(b, hp, n, kk, self.out_channels)
+        if alpha is not None:
+            picked = picked * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None].to(picked.dtype)
+        out = picked.sum((2, 3))
+        if bias is not None:
+            out = out + bias
+        act = ACTIVATIONS[activation]
+        return out if act is None else act(out)
 
     def _fused(
         self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,

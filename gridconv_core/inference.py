@@ -108,7 +108,7 @@ class FoldedLayer:
         if self.head is not None:
             w1, b1, w2, b2 = self.head
             alpha = torch.sigmoid(F.linear(torch.relu(F.linear(cells.reshape(cells.shape[0], -1), w1, b1)), w2, b2))
-        kind = "fused" if self.conv.uses_fused(cells.shape[0]) else "stacked"
+        kind = self.conv.path(cells.shape[0])
         kernels = self._kernels.get(kind)
         if kernels is None:
             kernels = self._kernels[kind] = self.conv.eval_kernels(kind, self.scale, self.dtype, self.device_type)

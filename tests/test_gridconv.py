@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from gridconv_core.attention import KernelAttention, KernelScale, build_attention
-from gridconv_core import gridconv
+from gridconv_core import build_model, gridconv
 from gridconv_core.gridconv import DGridConv, GridConv, fused_terms, normalise_paddings, tap_sources
 
 
@@ -194,21 +194,31 @@ def test_bf16_autocast_cpu_runs_the_gemms_in_bf16(batch: int, grad: bool) -> Non
 
 @pytest.mark.parametrize("paddings", [("c", "r"), ("zeros",), ("c", "z", "r", "c"), ("c:r",)])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
-def test_small_batch_path_equals_fused_path(monkeypatch, paddings: tuple[str, ...], kernel: int) -> None:
-    """The per-branch GEMM of small batches and the fused groups agree, values and gradients."""
+def test_stacked_fused_and_tapwise_paths_agree(monkeypatch, paddings: tuple[str, ...], kernel: int) -> None:
+    """The per-branch GEMM of small batches, the fused groups and the tapwise path agree, values and gradients."""
     torch.manual_seed(kernel)
     layer = DGridConv(4, 6, kernel, (5, 5), paddings)
     x, alpha = torch.randn(6, 4, 5, 5), torch.rand(6, kernel * kernel, 5, 5)
     results = []
-    for cells in (10**9, 0):  # every call small, then none
+    for cells, ratio, path in ((10**9, 10**9, "stacked"), (0, 10**9, "fused"), (0, 0, "tapwise")):
         monkeypatch.setattr(gridconv, "SMALL_BATCH_CELLS", cells)
+        monkeypatch.setattr(gridconv, "TAPWISE_RATIO", ratio)
+        assert layer.path(6) == path
         xx, aa = x.clone().requires_grad_(), alpha.clone().requires_grad_()
         layer.zero_grad(set_to_none=True)
         out = layer(xx, KernelScale(aa))
         out.pow(2).sum().backward()
         results.append([out, xx.grad, aa.grad, *(w.grad for w in layer.branch_weights()), layer(x)])
-    for small, fused in zip(*results):
-        torch.testing.assert_close(small, fused, atol=1e-5, rtol=1e-5)
+    for stacked, fused, tapwise in zip(*results):
+        torch.testing.assert_close(stacked, fused, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(stacked, tapwise, atol=1e-5, rtol=1e-5)
+
+
+def test_the_output_layer_runs_tapwise() -> None:
+    """256 -> 3 gathers 3 values per tap instead of 256; the hidden layers do not."""
+    model = build_model()
+    assert [conv.path(1) for conv in model._convs()] == ["stacked"] * 5 + ["tapwise"]
+    assert [conv.path(1000) for conv in model._convs()] == ["fused"] * 5 + ["tapwise"]
 
 
 def cached_kernels(layer: GridConv) -> list[object]:
