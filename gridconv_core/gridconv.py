@@ -19,10 +19,16 @@ on CUDA and under graph capture it stays a GEMM.
 Grids are channels-first ``(B, C, H, P)``; outputs are channels-last in memory, so the next
 layer reads them without a copy.
 
-Small batches (at most :data:`SMALL_BATCH_CELLS` cells) skip the fusion: every tap of every branch is
-gathered (a zero cell stands in for zero padding) and multiplied by the stacked branch kernels in one
-GEMM. It does all 450 terms but reads 4.7 MB of weights per 256-channel layer instead of the fused
-30 MB, which is what costs at batch 1. In eval mode without autograd the fused and stacked kernels
+Small batches (at most :data:`SMALL_BATCH_CELLS` cells) skip the fusion (the ``"stacked"`` path): every
+tap of every branch is gathered (a zero cell stands in for zero padding) and multiplied by the stacked
+branch kernels in one GEMM. It does all 450 terms but reads 4.7 MB of weights per 256-channel layer
+instead of the fused 30 MB, which is what costs at batch 1. Layers with few output channels (at most
+``C_in /`` :data:`TAPWISE_RATIO`, the 256 -> 3 output layer) take the ``"tapwise"`` path at every batch:
+eq. 8 read from the output side, one GEMM ``X W_{n,k}`` for every source cell and (branch, tap) at once,
+then each cell gathers its terms, scales them by ``alpha`` and sums them; it moves ``C_out`` values per
+term instead of ``C_in`` and builds no patch matrix. :meth:`GridConv.path` picks the path and
+:meth:`GridConv.convolve_cells` runs it with given kernels, which is also how the folded eval network
+(:mod:`gridconv_core.inference`) calls a layer. In eval mode without autograd every path's kernels
 are cached, keyed by the parameters' identity, storage and version counters (every in-place update
 through the parameter, e.g. an optimiser step or ``load_state_dict``, bumps them); switching between
 train and eval mode drops the cache. Edits through ``param.data`` bypass the version counter: switch
