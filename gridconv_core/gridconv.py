@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .attention import KernelScale
 from .errors import ConfigError, InputError
@@ -260,19 +261,24 @@ class _ScaledGather(torch.autograd.Function):
     """One CPU block of a group's patches, ``G @ X`` with ``G = alpha * T``, as a row gather (module doc).
 
     ``patches[b, r] = alpha[b, r] * X[b, sources[r]]`` (``alpha`` ``None``: 1); about 2x faster than the
-    batched GEMM ``G @ X`` on CPU. The backward is that GEMM's: ``grad_X = G^T @ grad`` and
-    ``grad_alpha[b, r] = <grad[b, r], X[b, sources[r]]>``.
+    batched GEMM ``G @ X`` on CPU. With ``alpha`` the gather and the scaling are one pass: ``embedding_bag``
+    with one-row bags and ``alpha`` as the per-sample weights (0.10 against 0.16 ms for a block of the
+    interior group as ``index_select`` then ``mul_``). The backward is that GEMM's: ``grad_X = G^T @ grad``
+    and ``grad_alpha[b, r] = <grad[b, r], X[b, sources[r]]>`` (``embedding_bag``'s own is 1.5x slower).
     """
 
     @staticmethod
     def forward(ctx, block: Tensor, sources: Tensor, select: Tensor, alpha: Tensor | None) -> Tensor:  # type: ignore[override]
         n, hp, c = block.shape
         index = (torch.arange(n, device=block.device)[:, None] * hp + sources).view(-1)
-        patches = block.reshape(n * hp, c).index_select(0, index).view(n, -1, c)
-        if alpha is not None:
-            patches.mul_(alpha[:, :, None].to(patches.dtype))
+        table = block.reshape(n * hp, c)
+        if alpha is None:
+            patches = table.index_select(0, index)
+        else:
+            bags = torch.arange(index.numel(), device=block.device)
+            patches = F.embedding_bag(index, table, bags, mode="sum", per_sample_weights=alpha.reshape(-1).to(table.dtype))
         ctx.save_for_backward(block, index, select, alpha)
-        return patches
+        return patches.view(n, -1, c)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
