@@ -257,6 +257,12 @@ def gemm(a: Tensor, kernel: Tensor | PackedKernel, bias: Tensor | None = None, a
     return out if act is None else act(out)
 
 
+def _scaled_rows(table: Tensor, index: Tensor, weights: Tensor) -> Tensor:
+    """``weights[i] * table[index[i]]`` for every ``i`` in one pass: ``embedding_bag`` with one-row bags."""
+    bags = torch.arange(index.numel(), device=table.device)
+    return F.embedding_bag(index, table, bags, mode="sum", per_sample_weights=weights.to(table.dtype))
+
+
 class _ScaledGather(torch.autograd.Function):
     """One CPU block of a group's patches, ``G @ X`` with ``G = alpha * T``, as a row gather (module doc).
 
@@ -272,11 +278,7 @@ class _ScaledGather(torch.autograd.Function):
         n, hp, c = block.shape
         index = (torch.arange(n, device=block.device)[:, None] * hp + sources).view(-1)
         table = block.reshape(n * hp, c)
-        if alpha is None:
-            patches = table.index_select(0, index)
-        else:
-            bags = torch.arange(index.numel(), device=block.device)
-            patches = F.embedding_bag(index, table, bags, mode="sum", per_sample_weights=alpha.reshape(-1).to(table.dtype))
+        patches = table.index_select(0, index) if alpha is None else _scaled_rows(table, index, alpha.reshape(-1))
         ctx.save_for_backward(block, index, select, alpha)
         return patches.view(n, -1, c)
 
