@@ -103,9 +103,9 @@ class GridLiftingNetwork(LiftingModel):
         return [self.w1, *(w for block in self.linear_stages for w in (block.w1, block.w2)), self.w2]
 
     def train(self, mode: bool = True) -> GridLiftingNetwork:
-        """As :meth:`nn.Module.train`; a change of mode also drops the folded network."""
-        if mode != self.training:
-            self._folded.clear()
+        """As :meth:`nn.Module.train`; also drops the folded network, so that ``model.eval()`` after replacing a
+        submodule or a parameter object folds again (:class:`~gridconv_core.inference.FoldedCache`)."""
+        self._folded.clear()
         return super().train(mode)
 
     def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
@@ -116,7 +116,7 @@ class GridLiftingNetwork(LiftingModel):
     def _lift(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_pose_input(x, self.skeleton.num_joints, self.skeleton.name, self.training)
         s, s_inv = self.sgt.assignment()
-        folded = self._folded.get(self.training, self._parts(), x.device.type) if self._foldable() else None
+        folded = self._folded.get(self.training, self._parts, x.device.type) if self._foldable() else None
         if folded is not None:  # eval without autograd: the folded network (gridconv_core.inference)
             cells = folded(phi_cells(s, x))
             h, p = self.grid_shape

@@ -103,12 +103,14 @@ def test_a_change_of_weights_statistics_or_temperature_refolds(monkeypatch) -> N
         torch.testing.assert_close(model(x), other(x), atol=2e-6, rtol=1e-5)
 
 
-def test_a_replaced_submodule_and_a_dtype_change_are_seen(monkeypatch) -> None:
+def test_eval_after_a_replaced_submodule_and_a_dtype_change_refold(monkeypatch) -> None:
+    """Structural edits are not watched per call (FoldedCache): ``model.eval()`` after them folds again."""
     model = trained_like()
     x = poses(3)
     with torch.no_grad():
         before = model(x)
-        model.batch_norm1 = nn.BatchNorm2d(model.config.channels).eval()  # fresh statistics
+        model.batch_norm1 = nn.BatchNorm2d(model.config.channels)  # fresh statistics
+        model.eval()
         replaced = model(x)
     assert not torch.allclose(before, replaced)
     torch.testing.assert_close(replaced, modules_path(model, x, monkeypatch), atol=2e-6, rtol=1e-5)
