@@ -35,7 +35,8 @@ train and eval mode drops the cache. Edits through ``param.data`` bypass the ver
 modes after them (``model.train().eval()``).
 
 GEMMs on CPU run in oneDNN (:data:`ONEDNN`), which runs these shapes 1.3-2x faster than the BLAS behind
-``torch.matmul`` (on AMD EPYC, 194 against 140 GFLOP/s at 4096^2): eval caches hold the kernels
+``torch.matmul`` on AMD EPYC (194 against 140 GFLOP/s at 4096^2; on a Xeon with AMX the two are within the
+machine's noise): eval caches hold the kernels
 reordered once (:class:`PackedKernel`), which also skips the per-call packing that dominates small
 batches; fp32 training runs the forward and the input-gradient GEMM through oneDNN (:class:`_OneDNNGemm`).
 Autocast, graph capture and torch.compile keep ``torch.matmul``.
@@ -280,13 +281,12 @@ class _ScaledGather(torch.autograd.Function):
         index = (torch.arange(n, device=block.device)[:, None] * hp + sources).view(-1)
         table = block.reshape(n * hp, c)
         patches = table.index_select(0, index) if alpha is None else _scaled_rows(table, index, alpha.reshape(-1))
-        ctx.save_for_backward(block, index, select, alpha)
-        ctx.sources = sources
+        ctx.save_for_backward(block, index, select, alpha, sources)
         return patches.view(n, -1, c)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        block, index, select, alpha = ctx.saved_tensors
+        block, index, select, alpha, sources = ctx.saved_tensors
         n, hp, c = block.shape
         grad_block = grad_alpha = None
         if ctx.needs_input_grad[0]:
@@ -294,7 +294,7 @@ class _ScaledGather(torch.autograd.Function):
             grad_block = torch.matmul(g.transpose(-1, -2), grad)
         if alpha is not None and ctx.needs_input_grad[3]:  # every <grad row, cell> in one GEMM, then each row's own
             scores = torch.matmul(grad, block.transpose(1, 2))  # (n, R, HP)
-            grad_alpha = scores.gather(2, ctx.sources.expand(n, -1)[:, :, None]).squeeze(2)
+            grad_alpha = scores.gather(2, sources.expand(n, -1)[:, :, None]).squeeze(2)
         return grad_block, None, None, grad_alpha
 
 

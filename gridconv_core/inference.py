@@ -10,10 +10,10 @@ keeps apart:
 - each layer's bias and ReLU into its GEMMs (oneDNN post-ops on CPU); Dropout2d is the identity.
 
 Features stay cell-major ``(B, HP, C)`` from eq. 1 to eq. 12, so no layer permutes. On a 2-core Xeon a single
-pose takes 2.0 ms instead of 2.9 ms through the modules, and bf16 autocast runs 3x faster at batch 1000, as its
-outputs now stay bf16 from layer to layer (``benchmarks/README.md``). The GLN runs its :class:`FoldedNetwork` in eval mode without autograd, eagerly, with
-no forward hooks on the modules it bypasses and none of their ``forward`` replaced (:class:`FoldedCache`);
-anything else runs the modules.
+pose takes 2.0 ms instead of 2.8 ms through the modules, and bf16 autocast runs 2.1x faster at batch 1000, as
+its activations now stay bf16 from layer to layer (``benchmarks/README.md``). The GLN runs its
+:class:`FoldedNetwork` in eval mode without autograd, eagerly, with no forward hooks on the modules it bypasses
+and none of their ``forward`` replaced (:class:`FoldedCache`); anything else runs the modules.
 """
 from __future__ import annotations
 
