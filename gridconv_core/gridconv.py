@@ -411,6 +411,10 @@ class GridConv(nn.Module):
         """``(B, C_in, H, P) -> (B, C_out, H, P)``."""
         return self._convolve(x, None)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the kernel cache behind (packed oneDNN kernels have no storage to copy)."""
+        return {**self.__dict__, "_cache": {}}
+
     def train(self, mode: bool = True) -> GridConv:
         """As :meth:`nn.Module.train`; a change of mode also drops the cached kernels (module doc)."""
         if mode != self.training:

@@ -198,3 +198,7 @@ class FoldedCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    def __reduce__(self) -> tuple[type[FoldedCache], tuple[()]]:
+        """Copies and pickles of the model start empty: packed oneDNN kernels have no storage to copy."""
+        return FoldedCache, ()

@@ -1,6 +1,8 @@
 """The folded eval network (gridconv_core.inference) equals the modules it stands in for, and steps aside when it must."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -119,6 +121,22 @@ def test_eval_after_a_replaced_submodule_and_a_dtype_change_refold(monkeypatch) 
         out = model(x.double())
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, modules_path(model, x.double(), monkeypatch))
+
+
+def test_an_eval_model_that_ran_can_be_copied_and_saved(monkeypatch, tmp_path) -> None:
+    """Its caches hold packed oneDNN kernels without storage: copies and pickles start without them."""
+    model = trained_like()
+    x = poses(30)
+    with torch.no_grad():
+        expected = model(x)
+        model(x[:1])  # the folded network's stacked and fused kernels
+    modules_path(model, x, monkeypatch)  # and the layers' own kernel caches
+    copied = copy.deepcopy(model)
+    torch.save(model, tmp_path / "model.pt")
+    loaded = torch.load(tmp_path / "model.pt", weights_only=False)
+    with torch.no_grad():
+        for other in (copied, loaded):
+            torch.testing.assert_close(other(x), expected)
 
 
 def test_forward_hooks_still_fire() -> None:
