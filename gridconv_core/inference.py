@@ -9,7 +9,8 @@ keeps apart:
   second, ``alpha = sigmoid(W2' relu(W1' GAP(D) + b1') + b2')``;
 - each layer's bias and ReLU into its GEMMs (oneDNN post-ops on CPU); Dropout2d is the identity.
 
-Features stay cell-major ``(B, HP, C)`` from eq. 1 to eq. 12, so no layer permutes. On a 2-core Xeon a single
+Features stay cell-major ``(B, HP, C)`` from eq. 1 to eq. 12, so no layer permutes, and the SGT's matrices are
+folded too (eq. 11's normalisation runs once). On a 2-core Xeon a single
 pose takes 2.0 ms instead of 2.8 ms through the modules, and bf16 autocast runs 2.1x faster at batch 1000, as
 its activations now stay bf16 from layer to layer (``benchmarks/README.md``). The GLN runs its
 :class:`FoldedNetwork` in eval mode without autograd, eagerly, with no forward hooks on the modules it bypasses
@@ -26,6 +27,7 @@ from torch.nn import functional as F
 
 from .attention import KernelAttention
 from .gridconv import GridConv, PackedKernel, _eager
+from .sgt import SGT, inverse_matrix
 
 __all__ = ["ENABLED", "LayerParts", "GLNParts", "fold_batch_norm", "FoldedLayer", "FoldedNetwork", "FoldedCache"]
 
@@ -49,9 +51,10 @@ class LayerParts(NamedTuple):
 
 
 class GLNParts(NamedTuple):
-    """The GLN topology (paper 3.4): a stem layer, residual blocks of two layers (``x + y``), a head; and the
-    container modules (blocks, dropout) whose forward the folded network also bypasses."""
+    """The GLN topology (paper 3.4): the SGT, a stem layer, residual blocks of two layers (``x + y``), a head; and
+    the container modules (blocks, dropout) whose forward the folded network also bypasses."""
 
+    sgt: SGT
     stem: LayerParts
     blocks: tuple[tuple[LayerParts, LayerParts], ...]
     head: LayerParts
@@ -118,19 +121,23 @@ class FoldedLayer:
 
 
 class FoldedNetwork:
-    """:class:`GLNParts` with every layer folded (module doc)."""
+    """:class:`GLNParts` with every layer folded (module doc), and the SGT's two matrices (eq. 1 and eq. 11), which
+    are constants in eval mode (AutoGrids' argmax of ``S^prob``, eq. 5)."""
 
     def __init__(self, parts: GLNParts, dtype: torch.dtype | None, device_type: str) -> None:
+        s, s_inv = parts.sgt.assignment()
+        self.s, self.s_inverse = s, inverse_matrix(s_inv)
         self.stem = FoldedLayer(parts.stem, dtype, device_type)
         self.blocks = [(FoldedLayer(a, dtype, device_type), FoldedLayer(b, dtype, device_type)) for a, b in parts.blocks]
         self.head = FoldedLayer(parts.head, dtype, device_type)
 
-    def __call__(self, cells: Tensor) -> Tensor:
-        """Grid cells ``(B, HP, 2)`` of eq. 1 to the network's output cells ``(B, HP, 3)``."""
-        y = self.stem(cells)
+    def __call__(self, joints: Tensor) -> tuple[Tensor, Tensor]:
+        """Eq. 9 on 2D joints ``(B, J, 2)``: the network's output cells ``(B, HP, 3)`` and the 3D joints ``(B, J, 3)``."""
+        y = self.stem(torch.matmul(self.s.to(joints.dtype), joints))
         for first, second in self.blocks:
             y = second(first(y)).add_(y)
-        return self.head(y)
+        out = self.head(y)
+        return out, torch.matmul(self.s_inverse.to(out.dtype), out)
 
 
 def _global_hooks() -> bool:
@@ -153,7 +160,7 @@ class _Entry(NamedTuple):
     @classmethod
     def fold(cls, parts: GLNParts, dtype: torch.dtype | None, device_type: str) -> _Entry:
         layers = parts.layers()
-        modules = [*parts.containers, *(m for layer in layers for m in layer.modules())]
+        modules = [parts.sgt, *parts.containers, *(m for layer in layers for m in layer.modules())]
         tensors = [t for m in modules for t in (m._parameters.values() if isinstance(m, GridConv) else
                    (*m._parameters.values(), *m._buffers.values())) if t is not None]  # not GridConv's index tables
         attentions = [layer.attention for layer in layers if layer.attention is not None]

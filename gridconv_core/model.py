@@ -22,7 +22,7 @@ from .inference import FoldedCache, GLNParts, LayerParts
 from .layout_families import default_shape, get_layout
 from .lifting import LiftingModel
 from .model_config import GLNConfig
-from .sgt import SGT, GridTransform, phi, phi_cells, phi_inv, phi_inv_cells
+from .sgt import SGT, GridTransform, phi, phi_inv
 from .skeleton import Skeleton, get_skeleton
 
 __all__ = ["LiftingModel", "GridLiftingNetwork", "build_sgt", "build_model"]
@@ -115,12 +115,12 @@ class GridLiftingNetwork(LiftingModel):
 
     def _lift(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_pose_input(x, self.skeleton.num_joints, self.skeleton.name, self.training)
-        s, s_inv = self.sgt.assignment()
         folded = self._folded.get(self.training, self._parts, x.device.type) if self._foldable() else None
         if folded is not None:  # eval without autograd: the folded network (gridconv_core.inference)
-            cells = folded(phi_cells(s, x))
+            cells, joints = folded(x)
             h, p = self.grid_shape
-            return cells.view(-1, h, p, cells.shape[2]).permute(0, 3, 1, 2), phi_inv_cells(s_inv, cells)
+            return cells.view(-1, h, p, cells.shape[2]).permute(0, 3, 1, 2), joints
+        s, s_inv = self.sgt.assignment()
         grid = self._network(phi(s, x, self.grid_shape))
         return grid, phi_inv(s_inv, grid)
 
@@ -134,7 +134,7 @@ class GridLiftingNetwork(LiftingModel):
                        for b in self.linear_stages)
         containers = (self.dropout, *self.linear_stages, *(b.dropout for b in self.linear_stages))
         stem = LayerParts(self.w1, self.atten_conv1, self.batch_norm1, True)
-        return GLNParts(stem, blocks, LayerParts(self.w2, self.atten_conv2, None, False), containers)
+        return GLNParts(self.sgt, stem, blocks, LayerParts(self.w2, self.atten_conv2, None, False), containers)
 
     def _network(self, d: Tensor) -> Tensor:
         y = self.dropout(torch.relu(self.batch_norm1(_dynamic(self.w1, self.atten_conv1, d))))

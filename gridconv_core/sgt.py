@@ -33,6 +33,7 @@ __all__ = [
     "phi_cells",
     "phi_inv",
     "phi_inv_cells",
+    "inverse_matrix",
     "neighbour_pairs",
 ]
 
@@ -342,16 +343,17 @@ def phi(s: Tensor, g: Tensor, shape: tuple[int, int]) -> Tensor:
     return phi_cells(s, g).transpose(1, 2).reshape(b, c, shape[0], shape[1])
 
 
-def phi_inv_cells(s: Tensor, cells: Tensor) -> Tensor:
-    """Eq. 11-12: grid cells ``(B, HP, C)`` back to joints ``(B, J, C)``, averaging replicas.
+def inverse_matrix(s: Tensor) -> Tensor:
+    """Eq. 11: the ``(J, HP)`` matrix that averages the replicas of each joint, from the ``(HP, J)`` 0/1 assignment
+    read back (or a straight-through one-hot); a joint that no cell holds gets a zero row."""
+    # a joint no cell holds has count 0: clamping keeps it at 0 with a bounded gradient
+    return (s / s.sum(dim=0, keepdim=True).clamp_min(1.0)).t()
 
-    ``s`` is the ``(HP, J)`` 0/1 assignment read back (or a straight-through one-hot); a joint that
-    no cell holds comes out as 0.
-    """
-    s = s.to(cells.dtype)
-    # eq. 11; a joint no cell holds has count 0: clamping keeps it at 0 with a bounded gradient
-    s_tilde_t = (s / s.sum(dim=0, keepdim=True).clamp_min(1.0)).t()  # (J, HP)
-    return torch.matmul(s_tilde_t, cells)  # (B, J, C), eq. 12
+
+def phi_inv_cells(s: Tensor, cells: Tensor) -> Tensor:
+    """Eq. 11-12: grid cells ``(B, HP, C)`` back to joints ``(B, J, C)``, averaging replicas (:func:`inverse_matrix`
+    of the ``(HP, J)`` assignment ``s``)."""
+    return torch.matmul(inverse_matrix(s.to(cells.dtype)), cells)  # (B, J, C), eq. 12
 
 
 def phi_inv(s: Tensor, d: Tensor) -> Tensor:

@@ -105,6 +105,18 @@ def test_a_change_of_weights_statistics_or_temperature_refolds(monkeypatch) -> N
         torch.testing.assert_close(model(x), other(x), atol=2e-6, rtol=1e-5)
 
 
+def test_autogrids_scores_edited_in_place_refold(monkeypatch) -> None:
+    """The fold holds the SGT's matrices (eq. 1, 11); AutoGrids' eval layout is the argmax of S^prob (eq. 5)."""
+    model = trained_like(sgt="autogrids")
+    x = poses(2)
+    with torch.no_grad():
+        before = model(x)
+        model.sgt.s_prob[:, :].copy_(torch.roll(model.sgt.s_prob, 1, dims=0))  # every joint moves one cell
+        after = model(x)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, modules_path(model, x, monkeypatch), atol=2e-6, rtol=1e-5)
+
+
 def test_eval_after_a_replaced_submodule_and_a_dtype_change_refold(monkeypatch) -> None:
     """Structural edits are not watched per call (FoldedCache): ``model.eval()`` after them folds again."""
     model = trained_like()
