@@ -185,8 +185,8 @@ class FoldedCache:
     modules it stands in for gained a forward hook or a replaced ``forward`` (then the modules run). That takes
     about 70 us at batch 1, against 150 us for reading the model's structure again (its objects are out of
     cache after the GEMMs). So replacing a submodule or a parameter object, or editing ``param.data``, is not
-    seen: call ``model.eval()`` after such edits; the model drops its folded network on every ``train()`` or
-    ``eval()`` and on ``.to()`` and the like.
+    seen: switch modes after such edits (``model.train().eval()``), the rule of the kernel cache; the model drops
+    its folded network on a change of mode and on ``.to()`` and the like.
     """
 
     def __init__(self) -> None:

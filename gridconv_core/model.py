@@ -103,9 +103,12 @@ class GridLiftingNetwork(LiftingModel):
         return [self.w1, *(w for block in self.linear_stages for w in (block.w1, block.w2)), self.w2]
 
     def train(self, mode: bool = True) -> GridLiftingNetwork:
-        """As :meth:`nn.Module.train`; also drops the folded network, so that ``model.eval()`` after replacing a
-        submodule or a parameter object folds again (:class:`~gridconv_core.inference.FoldedCache`)."""
-        self._folded.clear()
+        """As :meth:`nn.Module.train`; a change of mode also drops the folded network, so that
+        ``model.train().eval()`` after replacing a submodule or a parameter object folds again
+        (:class:`~gridconv_core.inference.FoldedCache`). A call in the same mode keeps it: ``predict`` per video
+        frame sets eval mode and restores the caller's mode on every call."""
+        if mode != self.training:
+            self._folded.clear()
         return super().train(mode)
 
     def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]

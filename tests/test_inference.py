@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gridconv_core import build_model, inference
+from gridconv_core.evaluate import predict
 from gridconv_core.gridconv import GridConv
 from gridconv_core.inference import fold_batch_norm
 
@@ -118,13 +119,13 @@ def test_autogrids_scores_edited_in_place_refold(monkeypatch) -> None:
 
 
 def test_eval_after_a_replaced_submodule_and_a_dtype_change_refold(monkeypatch) -> None:
-    """Structural edits are not watched per call (FoldedCache): ``model.eval()`` after them folds again."""
+    """Structural edits are not watched per call (FoldedCache): switching modes after them folds again."""
     model = trained_like()
     x = poses(3)
     with torch.no_grad():
         before = model(x)
         model.batch_norm1 = nn.BatchNorm2d(model.config.channels)  # fresh statistics
-        model.eval()
+        model.train().eval()
         replaced = model(x)
     assert not torch.allclose(before, replaced)
     torch.testing.assert_close(replaced, modules_path(model, x, monkeypatch), atol=2e-6, rtol=1e-5)
@@ -149,6 +150,23 @@ def test_an_eval_model_that_ran_can_be_copied_and_saved(monkeypatch, tmp_path) -
     with torch.no_grad():
         for other in (copied, loaded):
             torch.testing.assert_close(other(x), expected)
+
+
+def test_predict_frame_by_frame_folds_once(monkeypatch) -> None:
+    """``predict`` sets eval mode and restores the caller's on every call; an eval model keeps its fold."""
+    model = trained_like()
+    folds = []
+    real = inference.FoldedNetwork
+
+    def counted(*args):
+        folds.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(inference, "FoldedNetwork", counted)
+    frames = [predict(model, poses(1, seed)) for seed in range(5)]
+    assert len(folds) == 1
+    torch.testing.assert_close(torch.cat(frames), predict(model, torch.cat([poses(1, s) for s in range(5)])),
+                               atol=2e-6, rtol=1e-5)
 
 
 def test_forward_hooks_still_fire() -> None:
