@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from .attention import KernelAttention
 from .gridconv import GridConv, PackedKernel, _eager
-from .sgt import SGT, inverse_matrix
+from .sgt import SGT, inverse_matrix, phi_cells
 
 __all__ = ["ENABLED", "LayerParts", "GLNParts", "fold_batch_norm", "FoldedLayer", "FoldedNetwork", "FoldedCache"]
 
@@ -133,11 +133,11 @@ class FoldedNetwork:
 
     def __call__(self, joints: Tensor) -> tuple[Tensor, Tensor]:
         """Eq. 9 on 2D joints ``(B, J, 2)``: the network's output cells ``(B, HP, 3)`` and the 3D joints ``(B, J, 3)``."""
-        y = self.stem(torch.matmul(self.s.to(joints.dtype), joints))
+        y = self.stem(phi_cells(self.s, joints))
         for first, second in self.blocks:
             y = second(first(y)).add_(y)
         out = self.head(y)
-        return out, torch.matmul(self.s_inverse.to(out.dtype), out)
+        return out, torch.matmul(self.s_inverse.to(out.dtype), out)  # eq. 12
 
 
 def _global_hooks() -> bool:
