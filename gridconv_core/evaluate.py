@@ -166,12 +166,16 @@ def predict(model: nn.Module, pose2d: Tensor | np.ndarray, batch_size: int = 100
     device = next(model.parameters()).device
     x = torch.as_tensor(pose2d, dtype=torch.float32)
     was_training = model.training
-    model.eval()
+    if was_training:  # an eval model is left as it is: a call per video frame pays no mode switches
+        model.eval()
     try:
         with torch.no_grad(), autocast(amp, device):
             out = [model(chunk.to(device, non_blocking=True)).float() for chunk in x.split(batch_size)]
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
+    if len(out) == 1:
+        return out[0]
     return torch.cat(out) if out else x.new_zeros((0, x.shape[1], 3))
 
 

@@ -522,7 +522,7 @@ class GridConv(nn.Module):
         patches = padded.index_select(1, self.branch_sources)
         if alpha is not None:  # alpha (B, K*K * HP) scales tap k of every branch at cell p
             patches = patches.view(b, hp, n, kk, c) * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None]
-        return gemm(patches.reshape(b * hp, n * kk * c), kernel, bias, activation).view(b, hp, -1)
+        return gemm(patches.reshape(b * hp, n * kk * c), kernel, bias, activation).view(b, hp, self.out_channels)
 
     def _tapwise(
         self, cells: Tensor, alpha: Tensor | None, kernel: Tensor | PackedKernel, bias: Tensor | None, activation: str

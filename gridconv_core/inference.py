@@ -112,7 +112,7 @@ class FoldedLayer:
         alpha = None
         if self.head is not None:
             w1, b1, w2, b2 = self.head
-            alpha = torch.sigmoid(F.linear(torch.relu(F.linear(cells.reshape(cells.shape[0], -1), w1, b1)), w2, b2))
+            alpha = torch.sigmoid(F.linear(torch.relu(F.linear(cells.flatten(1), w1, b1)), w2, b2))
         kind = self.conv.path(cells.shape[0])
         kernels = self._kernels.get(kind)
         if kernels is None:

@@ -122,7 +122,7 @@ class GridLiftingNetwork(LiftingModel):
         if folded is not None:  # eval without autograd: the folded network (gridconv_core.inference)
             cells, joints = folded(x)
             h, p = self.grid_shape
-            return cells.view(-1, h, p, cells.shape[2]).permute(0, 3, 1, 2), joints
+            return cells.view(cells.shape[0], h, p, cells.shape[2]).permute(0, 3, 1, 2), joints
         s, s_inv = self.sgt.assignment()
         grid = self._network(phi(s, x, self.grid_shape))
         return grid, phi_inv(s_inv, grid)

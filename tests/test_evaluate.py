@@ -10,7 +10,8 @@ from torch import nn
 
 from gridconv_core.data import PoseSet
 from gridconv_core.errors import EvalError
-from gridconv_core.evaluate import combine_reports, evaluate
+from gridconv_core.evaluate import combine_reports, evaluate, predict
+from gridconv_core.model import build_model
 from gridconv_core.skeleton import H36M17
 
 
@@ -198,3 +199,18 @@ def test_filled_missing_joints_score_like_the_full_input(h36m_dir) -> None:
     assert scores["full"] < 150, scores  # it learnt something
     assert abs(scores["filled"] - scores["full"]) < 5, scores
     assert scores["zeros"] > scores["full"] + 20, scores
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_predict_runs_in_eval_mode_and_leaves_the_callers_mode(training: bool) -> None:
+    """Dropout and batch statistics off while predicting; a training model comes back training, in chunks or not."""
+    torch.manual_seed(0)
+    model = build_model().train(training)
+    x = torch.randn(7, 17, 2) * 0.3
+    first, chunked = predict(model, x), predict(model, x, batch_size=3)
+    assert model.training is training
+    with torch.no_grad():
+        expected = model.eval()(x)
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(chunked, expected)
+    assert predict(model, x[:0]).shape == (0, 17, 3)
