@@ -6,7 +6,8 @@ residual blocks of two (D-GridConv, BN, ReLU, Dropout2d) with ``x + y``; output 
 (eq. 7). Module names follow the official state dicts (``w1``, ``batch_norm1``, ``atten_conv1``,
 ``linear_stages.{i}.{w1,w2,batch_norm1,batch_norm2,atten_conv1,atten_conv2}``, ``w2``,
 ``atten_conv2``); the SGT (``sgt``) is a fixed :class:`GridTransform` or the learnable :class:`AutoGrids`,
-used through one interface (:class:`~gridconv_core.sgt.SGT`).
+used through one interface (:class:`~gridconv_core.sgt.SGT`). In eval mode without autograd the network runs
+folded (:mod:`gridconv_core.inference`); this topology, as :meth:`GridLiftingNetwork._parts`, is what it folds.
 """
 from __future__ import annotations
 
