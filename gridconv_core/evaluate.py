@@ -174,9 +174,7 @@ def predict(model: nn.Module, pose2d: Tensor | np.ndarray, batch_size: int = 100
     finally:
         if was_training:
             model.train()
-    if len(out) == 1:
-        return out[0]
-    return torch.cat(out) if out else x.new_zeros((0, x.shape[1], 3))
+    return out[0] if len(out) == 1 else torch.cat(out)  # an empty batch is one empty chunk
 
 
 def evaluate(

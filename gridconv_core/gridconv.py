@@ -252,8 +252,12 @@ def gemm(a: Tensor, kernel: Tensor | PackedKernel, bias: Tensor | None = None, a
         out = _OneDNNGemm.apply(a, kernel)
     else:
         out = torch.matmul(a, kernel)
-    if bias is not None:
-        out = out + bias
+    return _epilogue(out, bias, activation)
+
+
+def _epilogue(out: Tensor, bias: Tensor | None, activation: str) -> Tensor:
+    """``act(out + bias)`` as separate ops, where no GEMM post-op can take them."""
+    out = out if bias is None else out + bias
     act = ACTIVATIONS[activation]
     return out if act is None else act(out)
 
@@ -452,17 +456,17 @@ class GridConv(nn.Module):
         Under autocast the cached kernels are already in the autocast dtype, so no cast runs per call.
         """
         if self.training or torch.is_grad_enabled() or not _eager():
-            return self._bias() if kind == "bias" else self.kernels(kind)
+            return self.summed_bias() if kind == "bias" else self.kernels(kind)
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         params = [*self.branch_weights(), *self.branch_biases()]
         key = tuple((id(t), t.data_ptr(), t._version) for t in params)
         hit = self._cache.get((kind, dtype))  # one entry per dtype: fp32 and bf16 calls may alternate
         if hit is None or hit[0] != key:
-            value = self._bias() if kind == "bias" else self.eval_kernels(kind, None, dtype, device_type)
+            value = self.summed_bias() if kind == "bias" else self.eval_kernels(kind, None, dtype, device_type)
             hit = self._cache[(kind, dtype)] = (key, value)
         return hit[1]
 
-    def _bias(self) -> Tensor:
+    def summed_bias(self) -> Tensor:
         """The summed branch biases (eq. 8's ``sum_n bias_n``)."""
         return sum(self.branch_biases())  # type: ignore[return-value]
 
@@ -536,11 +540,7 @@ class GridConv(nn.Module):
         picked = taps.index_select(1, self.tapwise_sources).view(b, hp, n, kk, self.out_channels)
         if alpha is not None:
             picked = picked * alpha.view(b, 1, kk, hp).permute(0, 3, 1, 2)[..., None].to(picked.dtype)
-        out = picked.sum((2, 3))
-        if bias is not None:
-            out = out + bias
-        act = ACTIVATIONS[activation]
-        return out if act is None else act(out)
+        return _epilogue(picked.sum((2, 3)), bias, activation)
 
     def _fused(
         self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,

@@ -97,7 +97,7 @@ class FoldedLayer:
         self.activation, self.dtype, self.device_type = "relu" if parts.relu else "none", dtype, device_type
         self.scale, bias = (None, None) if parts.batch_norm is None else fold_batch_norm(parts.batch_norm)
         if conv.has_bias:
-            summed = sum(conv.branch_biases())
+            summed = conv.summed_bias()
             bias = summed if self.scale is None else summed * self.scale + bias
         self.bias = self._cast(bias)
         self.head = None if parts.attention is None else _fold_attention(parts.attention)
