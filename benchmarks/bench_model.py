@@ -6,6 +6,8 @@ the fused form does fewer), a latency table (batch 1, 8, 64, 1000; ours and the 
 network, fp32 and bf16 autocast, eval, no_grad; on CPU also ours with its GEMMs on ``torch.matmul``),
 inference poses/s at batch 1000 beside the unfused selection form, and the training-step rate (batch
 200, forward + backward + Adam) of ours (fp32, bf16, BLAS GEMMs), the unfused and the unfold form.
+Beside our fp32 batch-1000 inference and training step, their dense GEMMs alone (:func:`gemms_alone`: recorded
+once, replayed on the same operands, timed in turn): the ceiling with everything else free.
 The "GEMM bound" is the paper's FLOPs at the ``torch.matmul`` 4096^2 rate (the naive bound of issue 9).
 Figures are the best and the median of ``--repeats`` turns timed in turn (ABAB), as the machine may be
 shared; latencies below batch 64 time ``64 // batch`` calls in a row per turn (warm weights, see
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import torch
 from torch.nn import functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gridconv_core import KernelScale, build_model
 from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, resolve_amp
@@ -96,6 +99,48 @@ def switched_off(module: types.ModuleType, flag: str, fn: Callable[[], object]) 
         finally:
             setattr(module, flag, saved)
     return run
+
+
+GEMM_OPS = (torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
+            *((torch.ops.mkldnn._linear_pointwise.default,) if gridconv.ONEDNN else ()))
+"""The dense GEMMs that carry a layer's FLOPs on CPU and CUDA (``torch.matmul``, ``F.linear``, oneDNN's linear). The
+backward's batched products with the 0/1 selection (``bmm``) are data movement written as GEMMs and are left out."""
+
+
+class _GemmRecorder(TorchDispatchMode):
+    """Records every :data:`GEMM_OPS` call with its operands (detached) and its FLOPs, except those reading a
+    tensor of ``exclude`` (the fused kernels' combination of branch weights: weight bookkeeping, not layer FLOPs)."""
+
+    def __init__(self, exclude: set[int]) -> None:
+        super().__init__()
+        self.exclude, self.calls, self.flops = exclude, [], 0.0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if func in GEMM_OPS and not any(t.layout == torch.strided and t.untyped_storage().data_ptr() in self.exclude
+                                        for t in tensors):
+            self.calls.append((func, tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args), kwargs or {}))
+            a = tensors[1] if func is torch.ops.aten.addmm.default else tensors[0]
+            self.flops += 2.0 * a.numel() * out.shape[-1]  # (M, K) x (K, N): 2 M K N
+        return out
+
+
+def gemms_alone(fn: Callable[[], object], model: torch.nn.Module) -> tuple[Callable[[], None], float]:
+    """Runs ``fn`` once, recording its dense GEMMs (:data:`GEMM_OPS`); returns a function that runs just those
+    GEMMs again, in order, on the same operands, and their GFLOP. Timed beside ``fn``, it is the time ``fn``
+    would take if everything but its GEMMs (gathers, placing, BN, the optimiser) were free: the ceiling of ``fn``
+    at this machine's in-situ GEMM rate."""
+    combine = {m.term_combine.untyped_storage().data_ptr() for m in model.modules() if isinstance(m, gridconv.GridConv)}
+    with _GemmRecorder(combine) as recorder:
+        fn()
+    calls = recorder.calls
+
+    def run() -> None:
+        with torch.no_grad():
+            for func, args, kwargs in calls:
+                func(*args, **kwargs)
+    return run, recorder.flops / 1e9
 
 
 def machine(device: torch.device) -> dict[str, str | int]:
@@ -222,8 +267,10 @@ def main() -> None:
         res["latency_ms"] = latency
         x = torch.randn(1000, 17, 2, device=device) * 0.3
         ref = model(x)
-        times = interleaved({"fused": lambda: model(x), "unfused": lambda: unfused(x)}, device, reps)
+        gemms, res["infer_gemms_gflop"] = gemms_alone(lambda: model(x), model)
+        times = interleaved({"fused": lambda: model(x), "unfused": lambda: unfused(x), "gemms": gemms}, device, reps)
         res["infer_fp32_poses_s"] = tuple(1000 / t for t in times["fused"])
+        res["infer_gemms_alone_poses_s"] = tuple(1000 / t for t in times["gemms"])
         res["infer_unfused_poses_s"] = tuple(1000 / t for t in times["unfused"])
         res["infer_unfold_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("authors_fp32", (math.nan,) * 2))
         res["infer_bf16_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("ours_bf16", (math.nan,) * 2))
@@ -246,6 +293,7 @@ def main() -> None:
     steps["train_bf16"] = bf16(steps["train"], device)
     if device.type == "cpu":
         steps["train_blas"] = switched_off(gridconv, "ONEDNN", steps["train"])
+    steps["train_gemms_alone"], res["train_gemms_gflop"] = gemms_alone(steps["train"], model)
     for name, (best, median) in interleaved(steps, device, reps).items():
         res[f"{name}_poses_s"] = (200 / best, 200 / median)
 
@@ -253,9 +301,9 @@ def main() -> None:
         best, median = res[key]  # type: ignore[misc]
         return best * flop_factor / bound, median * flop_factor / bound
 
-    for key in ("infer_fp32", "infer_bf16", "infer_unfused", "infer_unfold"):
+    for key in ("infer_fp32", "infer_bf16", "infer_unfused", "infer_unfold", "infer_gemms_alone"):
         res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s")
-    for key in ("train", "train_bf16", "train_unfused", "train_unfold", "train_blas"):
+    for key in ("train", "train_bf16", "train_unfused", "train_unfold", "train_blas", "train_gemms_alone"):
         if f"{key}_poses_s" in res:
             res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s", 3.0)  # forward + 2x backward
     if device.type == "cuda":  # naive FLOPs against the tensor-core peaks
@@ -265,7 +313,9 @@ def main() -> None:
                                    ("train_bf16", 3, "bf16")):
             res[f"{key}_frac_gpu_peak"] = res[f"{key}_poses_s"][0] * flops * factor / peaks[dtype]  # type: ignore[index]
     for key, base in (("fused_vs_unfused", "infer_unfused"), ("fused_vs_unfold", "infer_unfold"),
-                      ("train_fused_vs_unfused", "train_unfused"), ("train_fused_vs_unfold", "train_unfold")):
+                      ("fused_vs_gemms_alone", "infer_gemms_alone"),
+                      ("train_fused_vs_unfused", "train_unfused"), ("train_fused_vs_unfold", "train_unfold"),
+                      ("train_fused_vs_gemms_alone", "train_gemms_alone")):
         ours = res["train_poses_s" if key.startswith("train") else "infer_fp32_poses_s"]
         res[key] = tuple(o / b for o, b in zip(ours, res[f"{base}_poses_s"]))  # type: ignore[call-overload]
 
@@ -289,13 +339,16 @@ def main() -> None:
     show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res['bf16_max_abs_diff']:.2e}")
     show("inference fp32 unfused", "infer_unfused", f", max diff {res['unfused_max_abs_diff']:.1e}")
     show("inference fp32 unfold", "infer_unfold", f", max diff {res['unfold_max_abs_diff']:.1e}")
+    show("  its GEMMs alone", "infer_gemms_alone", f", {res['infer_gemms_gflop']:.1f} GFLOP per call")
     show("training step (fused)", "train", " [3x FLOPs]")
     show("training step bf16", "train_bf16", " [3x FLOPs]")
     show("training step unfused", "train_unfused", " [3x FLOPs]")
     show("training step unfold", "train_unfold", " [3x FLOPs]")
     if "train_blas_poses_s" in res:
         show("training step, BLAS GEMMs", "train_blas", " [3x FLOPs]")
-    for key in ("fused_vs_unfused", "fused_vs_unfold", "train_fused_vs_unfused", "train_fused_vs_unfold"):
+    show("  its GEMMs alone", "train_gemms_alone", f" [3x FLOPs], {res['train_gemms_gflop']:.1f} GFLOP per step")
+    for key in ("fused_vs_unfused", "fused_vs_unfold", "fused_vs_gemms_alone", "train_fused_vs_unfused",
+                "train_fused_vs_unfold", "train_fused_vs_gemms_alone"):
         print(f"ratio {key:24s} best {res[key][0]:.2f}x / median {res[key][1]:.2f}x")  # type: ignore[index]
     path = args.json or RESULTS / f"bench_model_{device.type}.json"
     atomic_write_text(path, json.dumps(res, indent=2) + "\n")

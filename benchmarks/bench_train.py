@@ -4,7 +4,8 @@ Ours: ``gridconv_core.train.train`` itself (tensors on the device, batched by in
 Beside it, in the same run, an emulation of the authors' pipeline: a ``Dataset`` whose ``__getitem__``
 applies the SGT per sample in numpy, a ``DataLoader`` with ``num_workers=0`` collating the batch, then
 a step of the same network with the authors' unfold-style D-GridConv (``bench_model.unfold_convolve``).
-Prints samples/s, the ratio, and the time of one full Human3.6M training epoch: 1,559,752 poses (S1, S5,
+Prints samples/s, the ratio, the ceiling (our fp32 step's dense GEMMs alone, replayed: what the pipeline would
+run if everything else were free; median of 5), and the time of one full Human3.6M training epoch: 1,559,752 poses (S1, S5,
 S6, S7, S8 x 4 cameras, the standard 5-subject split; the count of the shared data's frames is printed
 beside it). ``--h36m`` trains on the real shared data. On CUDA (``--device cuda``) the rates are also
 given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense; tf32, used for fp32, is half).
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bench_model import flops_per_pose, machine, swapped, unfold_convolve  # the authors' layer, kept here
+from bench_model import flops_per_pose, gemms_alone, machine, rate, swapped, unfold_convolve  # the authors' layer, kept here
 from gridconv_core.io import atomic_write_text
 from gridconv_core.data import h36m_root
 from gridconv_core.layout_families import handcrafted
@@ -88,6 +89,24 @@ def official_style(config: TrainConfig, steps: int, device: torch.device) -> flo
     return done / (time.perf_counter() - t0)
 
 
+def gemm_ceiling(config: TrainConfig, device: torch.device, repeats: int = 5) -> float:
+    """Samples/s of our fp32 training step's dense GEMMs alone (``bench_model.gemms_alone``), batch
+    ``config.batch_size``: the pipeline's ceiling at this machine's GEMM rate, with data, gathers, BN and Adam free."""
+    model = build_model(config.model).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    x = torch.randn(config.batch_size, 17, 2, device=device) * 0.3
+    y = torch.randn(config.batch_size, 17, 3, device=device) * 0.2
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+
+    step()
+    gemms, _ = gemms_alone(step, model)
+    return rate(config.batch_size, gemms, device, repeats)[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10, help="timed optimiser steps per pipeline")
@@ -104,7 +123,8 @@ def main() -> None:
         **data, "name": "bench", "epochs": 1, "max_steps_per_epoch": args.steps, "progress": False,
         "device": device.type, "batch_size": 200})
     figures = {"ours_fp32": ours(config, "none"), "ours_bf16": ours(config, "bf16"),
-               "official_style_fp32": official_style(config, args.steps, device)}
+               "official_style_fp32": official_style(config, args.steps, device),
+               "ours_fp32_gemms_alone": gemm_ceiling(config, device)}
     frames = h36m_frames_in_data()
     result = {
         "machine": machine(device), "device": device.type, "batch": 200,
@@ -112,6 +132,8 @@ def main() -> None:
         "samples_per_s": {k: round(v, 1) for k, v in figures.items()},
         "ratio_ours_fp32_vs_official_style": round(figures["ours_fp32"] / figures["official_style_fp32"], 2),
         "ratio_ours_bf16_vs_official_style": round(figures["ours_bf16"] / figures["official_style_fp32"], 2),
+        "ratio_gemms_alone_vs_official_style": round(figures["ours_fp32_gemms_alone"] / figures["official_style_fp32"], 2),
+        "ours_fp32_of_gemms_alone": round(figures["ours_fp32"] / figures["ours_fp32_gemms_alone"], 3),
         "h36m_epoch_poses": H36M_TRAIN_POSES, "h36m_epoch_poses_in_shared_data": frames,
         "h36m_epoch_minutes": {k: round(H36M_TRAIN_POSES / v / 60, 1) for k, v in figures.items()},
         "note": "official_style = per-sample numpy SGT in __getitem__ + DataLoader(num_workers=0) + unfold D-GridConv",

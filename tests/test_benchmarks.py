@@ -1,0 +1,55 @@
+"""benchmarks/bench_model.py's GEMM ceiling (issue 9): what it records and replays, counted from the layer shapes."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gridconv_core.gridconv import GridConv
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_model import gemms_alone  # noqa: E402
+
+
+class _One(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = GridConv(16, 32, 3, (5, 5), ("circular", "replicate"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _fused_gflop(conv: GridConv, batch: int) -> float:
+    """Eq. 8's fused FLOPs: every cell's terms (281 for a 5x5 grid, c + r) times ``C_in x C_out``, times 2."""
+    terms = sum(m * t for m, t in zip(conv.group_cells, conv.group_terms))
+    return 2 * batch * terms * conv.in_channels * conv.out_channels / 1e9
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_records_the_layer_flops_and_leaves_the_weight_bookkeeping_out(training: bool) -> None:
+    model = _One().train(training)
+    x = torch.randn(40, 16, 5, 5, requires_grad=training)  # 1000 cells: the fused path
+    assert model.conv.path(40) == "fused"
+
+    def call() -> None:
+        if training:
+            model(x).square().sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+
+    replay, gflop = gemms_alone(call, model)
+    # forward only in eval; forward, input gradient and kernel gradient in training. The fused kernels' combination
+    # of the branch weights (a GEMM with term_combine, and its backward) is not counted.
+    assert gflop == pytest.approx((3 if training else 1) * _fused_gflop(model.conv, 40), rel=1e-9)
+    replay()  # the recorded calls run again on their own
+
+
+def test_counts_a_linear_with_bias_from_its_operands() -> None:
+    a, w, bias = torch.randn(8, 5), torch.randn(3, 5), torch.randn(3)
+    replay, gflop = gemms_alone(lambda: torch.nn.functional.linear(a, w, bias), torch.nn.Module())  # addmm
+    assert gflop == pytest.approx(2 * 8 * 5 * 3 / 1e9)
+    replay()
