@@ -4,20 +4,23 @@ Ours: ``gridconv_core.train.train`` itself (tensors on the device, batched by in
 Beside it, in the same run, an emulation of the authors' pipeline: a ``Dataset`` whose ``__getitem__``
 applies the SGT per sample in numpy, a ``DataLoader`` with ``num_workers=0`` collating the batch, then
 a step of the same network with the authors' unfold-style D-GridConv (``bench_model.unfold_convolve``).
-Prints samples/s, the ratio, the ceiling (our fp32 step's dense GEMMs alone, replayed: what the pipeline would
-run if everything else were free; median of 5), and the time of one full Human3.6M training epoch: 1,559,752 poses (S1, S5,
-S6, S7, S8 x 4 cameras, the standard 5-subject split; the count of the shared data's frames is printed
-beside it). ``--h36m`` trains on the real shared data. On CUDA (``--device cuda``) the rates are also
+The pipelines run in turn for ``--rounds`` rounds (the machine drifts); each figure is its median over the rounds
+and each ratio the median of the ratios within a round. Prints samples/s, the ratios, the ceiling (our fp32 step's
+dense GEMMs alone, replayed: what the pipeline would run if everything else were free), and the time of one full
+Human3.6M training epoch: 1,559,752 poses (S1, S5, S6, S7, S8 x 4 cameras, the standard 5-subject split; the
+count of the shared data's frames is printed beside it). ``--h36m`` trains on the real shared data. On CUDA (``--device cuda``) the rates are also
 given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense; tf32, used for fp32, is half).
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 10] [--h36m] [--device cuda]
+    .venv/bin/python benchmarks/bench_train.py [--steps 10] [--rounds 3] [--h36m] [--device cuda]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +113,7 @@ def gemm_ceiling(config: TrainConfig, device: torch.device, repeats: int = 5) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10, help="timed optimiser steps per pipeline")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of all pipelines in turn; medians are reported")
     ap.add_argument("--h36m", action="store_true", help="use the real shared Human3.6M (every 20th frame)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     ap.add_argument("--peak-tflops", type=float, default=790.0, help="CUDA: dense bf16 peak in TFLOP/s (H200: 790)")
@@ -122,18 +126,30 @@ def main() -> None:
     config = TrainConfig().with_overrides({
         **data, "name": "bench", "epochs": 1, "max_steps_per_epoch": args.steps, "progress": False,
         "device": device.type, "batch_size": 200})
-    figures = {"ours_fp32": ours(config, "none"), "ours_bf16": ours(config, "bf16"),
-               "official_style_fp32": official_style(config, args.steps, device),
-               "ours_fp32_gemms_alone": gemm_ceiling(config, device)}
+    pipelines: dict[str, Callable[[], float]] = {
+        "ours_fp32": lambda: ours(config, "none"), "ours_bf16": lambda: ours(config, "bf16"),
+        "official_style_fp32": lambda: official_style(config, args.steps, device),
+        "ours_fp32_gemms_alone": lambda: gemm_ceiling(config, device)}
+    rounds: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(args.rounds):  # in turn, so that the machine's drift hits every pipeline alike
+        for name, run in pipelines.items():
+            rounds[name].append(run())
+    figures = {name: statistics.median(v) for name, v in rounds.items()}
+
+    def ratio(name: str, base: str = "official_style_fp32") -> float:
+        """Median over rounds of the ratio within each round."""
+        return round(statistics.median(a / b for a, b in zip(rounds[name], rounds[base])), 3)
+
     frames = h36m_frames_in_data()
     result = {
         "machine": machine(device), "device": device.type, "batch": 200,
-        "data": "h36m" if args.h36m else "synthetic", "steps": args.steps,
+        "data": "h36m" if args.h36m else "synthetic", "steps": args.steps, "rounds": args.rounds,
         "samples_per_s": {k: round(v, 1) for k, v in figures.items()},
-        "ratio_ours_fp32_vs_official_style": round(figures["ours_fp32"] / figures["official_style_fp32"], 2),
-        "ratio_ours_bf16_vs_official_style": round(figures["ours_bf16"] / figures["official_style_fp32"], 2),
-        "ratio_gemms_alone_vs_official_style": round(figures["ours_fp32_gemms_alone"] / figures["official_style_fp32"], 2),
-        "ours_fp32_of_gemms_alone": round(figures["ours_fp32"] / figures["ours_fp32_gemms_alone"], 3),
+        "samples_per_s_each_round": {k: [round(x, 1) for x in v] for k, v in rounds.items()},
+        "ratio_ours_fp32_vs_official_style": ratio("ours_fp32"),
+        "ratio_ours_bf16_vs_official_style": ratio("ours_bf16"),
+        "ratio_gemms_alone_vs_official_style": ratio("ours_fp32_gemms_alone"),
+        "ours_fp32_of_gemms_alone": ratio("ours_fp32", "ours_fp32_gemms_alone"),
         "h36m_epoch_poses": H36M_TRAIN_POSES, "h36m_epoch_poses_in_shared_data": frames,
         "h36m_epoch_minutes": {k: round(H36M_TRAIN_POSES / v / 60, 1) for k, v in figures.items()},
         "note": "official_style = per-sample numpy SGT in __getitem__ + DataLoader(num_workers=0) + unfold D-GridConv",
