@@ -6,8 +6,8 @@ the fused form does fewer), a latency table (batch 1, 8, 64, 1000; ours and the 
 network, fp32 and bf16 autocast, eval, no_grad; on CPU also ours with its GEMMs on ``torch.matmul``),
 inference poses/s at batch 1000 beside the unfused selection form, and the training-step rate (batch
 200, forward + backward + Adam) of ours (fp32, bf16, BLAS GEMMs), the unfused and the unfold form.
-Beside our fp32 batch-1000 inference and training step, their dense GEMMs alone (:func:`gemms_alone`: recorded
-once, replayed on the same operands, timed in turn): the ceiling with everything else free.
+Beside each fp32 figure of ours, its dense GEMMs alone (:func:`gemms_alone`: recorded once, replayed on the same
+operands, timed in turn): the ceiling with everything else free.
 The "GEMM bound" is the paper's FLOPs at the ``torch.matmul`` 4096^2 rate (the naive bound of issue 9).
 Figures are the best and the median of ``--repeats`` turns timed in turn (ABAB), as the machine may be
 shared; latencies below batch 64 time ``64 // batch`` calls in a row per turn (warm weights, see
@@ -260,20 +260,24 @@ def main() -> None:
             fns = {"ours_fp32": lambda x=x: model(x), "authors_fp32": lambda x=x: unfold(x)}
             fns |= {"ours_bf16": bf16(fns["ours_fp32"], device), "authors_bf16": bf16(fns["authors_fp32"], device)}
             fns["ours_fp32_modules"] = switched_off(inference, "ENABLED", fns["ours_fp32"])
+            fns["ours_fp32_gemms_alone"] = gemms_alone(fns["ours_fp32"], model)[0]
             if device.type == "cpu":
                 fns["ours_fp32_blas"] = switched_off(gridconv, "ONEDNN", lambda x=x: on_blas(x))
             times = interleaved(fns, device, reps, block=max(1, 64 // batch))
             latency[str(batch)] = {k: (best * 1e3, median * 1e3) for k, (best, median) in times.items()}
         res["latency_ms"] = latency
+        res["latency_of_gemms_alone"] = {  # the fraction of its ceiling that each batch reaches (medians, same turns)
+            batch: row["ours_fp32_gemms_alone"][1] / row["ours_fp32"][1] for batch, row in latency.items()}
         x = torch.randn(1000, 17, 2, device=device) * 0.3
         ref = model(x)
-        gemms, res["infer_gemms_gflop"] = gemms_alone(lambda: model(x), model)
-        times = interleaved({"fused": lambda: model(x), "unfused": lambda: unfused(x), "gemms": gemms}, device, reps)
+        res["infer_gemms_gflop"] = gemms_alone(lambda: model(x), model)[1]
+        times = interleaved({"fused": lambda: model(x), "unfused": lambda: unfused(x)}, device, reps)
         res["infer_fp32_poses_s"] = tuple(1000 / t for t in times["fused"])
-        res["infer_gemms_alone_poses_s"] = tuple(1000 / t for t in times["gemms"])
         res["infer_unfused_poses_s"] = tuple(1000 / t for t in times["unfused"])
         res["infer_unfold_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("authors_fp32", (math.nan,) * 2))
         res["infer_bf16_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("ours_bf16", (math.nan,) * 2))
+        res["infer_gemms_alone_poses_s"] = tuple(
+            1e6 / t for t in latency.get("1000", {}).get("ours_fp32_gemms_alone", (math.nan,) * 2))
         res["unfused_max_abs_diff"] = float((unfused(x) - ref).abs().max())
         res["unfold_max_abs_diff"] = float((unfold(x) - ref).abs().max())
         res["bf16_max_abs_diff"] = float((bf16(lambda: model(x), device)().float() - ref).abs().max())
@@ -313,7 +317,6 @@ def main() -> None:
                                    ("train_bf16", 3, "bf16")):
             res[f"{key}_frac_gpu_peak"] = res[f"{key}_poses_s"][0] * flops * factor / peaks[dtype]  # type: ignore[index]
     for key, base in (("fused_vs_unfused", "infer_unfused"), ("fused_vs_unfold", "infer_unfold"),
-                      ("fused_vs_gemms_alone", "infer_gemms_alone"),
                       ("train_fused_vs_unfused", "train_unfused"), ("train_fused_vs_unfold", "train_unfold"),
                       ("train_fused_vs_gemms_alone", "train_gemms_alone")):
         ours = res["train_poses_s" if key.startswith("train") else "infer_fp32_poses_s"]
@@ -329,12 +332,15 @@ def main() -> None:
           f"median {bf16_gemm[1]:.0f} GFLOP/s; {flops / 1e9:.4f} GFLOP/pose -> bound {bound:.0f} poses/s")
     print(f"fp32 GEMM through oneDNN, packed: best {onednn_gemm[0]:.0f} / median {onednn_gemm[1]:.0f} GFLOP/s -> "
           f"bound {res['onednn_gemm_bound_poses_s']:.0f} poses/s")
-    columns = [k for k in ("ours_fp32", "authors_fp32", "ours_bf16", "authors_bf16", "ours_fp32_modules", "ours_fp32_blas")
+    columns = [k for k in ("ours_fp32", "authors_fp32", "ours_bf16", "authors_bf16", "ours_fp32_modules", "ours_fp32_blas",
+                           "ours_fp32_gemms_alone")
                if k in latency[next(iter(latency))]]
     print("latency, median ms (best):  batch | " + " | ".join(columns))
     for batch, row in latency.items():
         cells = " | ".join(f"{row[k][1]:8.2f} ({row[k][0]:.2f})" for k in columns)
         print(f"  {batch:>5s} | {cells}")
+    print("fp32 latency as a fraction of its GEMMs alone, by batch: " +
+          ", ".join(f"{b}: {f:.0%}" for b, f in res["latency_of_gemms_alone"].items()))  # type: ignore[attr-defined]
     show("inference fp32 (fused)", "infer_fp32")
     show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res['bf16_max_abs_diff']:.2e}")
     show("inference fp32 unfused", "infer_unfused", f", max diff {res['unfused_max_abs_diff']:.1e}")
@@ -347,8 +353,8 @@ def main() -> None:
     if "train_blas_poses_s" in res:
         show("training step, BLAS GEMMs", "train_blas", " [3x FLOPs]")
     show("  its GEMMs alone", "train_gemms_alone", f" [3x FLOPs], {res['train_gemms_gflop']:.1f} GFLOP per step")
-    for key in ("fused_vs_unfused", "fused_vs_unfold", "fused_vs_gemms_alone", "train_fused_vs_unfused",
-                "train_fused_vs_unfold", "train_fused_vs_gemms_alone"):
+    for key in ("fused_vs_unfused", "fused_vs_unfold", "train_fused_vs_unfused", "train_fused_vs_unfold",
+                "train_fused_vs_gemms_alone"):
         print(f"ratio {key:24s} best {res[key][0]:.2f}x / median {res[key][1]:.2f}x")  # type: ignore[index]
     path = args.json or RESULTS / f"bench_model_{device.type}.json"
     atomic_write_text(path, json.dumps(res, indent=2) + "\n")
