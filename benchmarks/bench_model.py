@@ -166,7 +166,7 @@ def flops_per_pose(model: torch.nn.Module) -> float:
     """Multiply-adds x 2 of every D-GridConv layer (all branches, taps and cells) and attention FC."""
     total = 0.0
     cells = model.grid_shape[0] * model.grid_shape[1]
-    for conv in model._convs():
+    for conv in model.convs():
         total += 2 * len(conv.paddings) * cells * conv.in_channels * conv.out_channels * conv.kernel_size**2
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):  # the attention FCs act on one pooled vector
@@ -212,7 +212,7 @@ def unfused_convolve(self: DGridConv, x: torch.Tensor, scale: KernelScale | None
 def swapped(model: torch.nn.Module, convolve: Callable[..., torch.Tensor]) -> torch.nn.Module:
     """A copy of ``model`` whose D-GridConv layers run ``convolve``."""
     other = copy.deepcopy(model)
-    for conv in other._convs():
+    for conv in other.convs():
         conv.forward = types.MethodType(convolve, conv)
     return other
 

@@ -55,7 +55,7 @@ from torch.nn import functional as F
 from .attention import KernelScale
 from .errors import ConfigError, InputError
 
-__all__ = ["AXIS_MODES", "PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "GridConv", "DGridConv"]
+__all__ = ["AXIS_MODES", "PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "eager", "GridConv", "DGridConv"]
 
 AXIS_MODES = ("circular", "replicate", "zeros")
 PADDING_MODES = AXIS_MODES + tuple(f"{h}:{v}" for h in AXIS_MODES for v in AXIS_MODES if h != v)
@@ -247,7 +247,7 @@ def gemm(a: Tensor, kernel: Tensor | PackedKernel, bias: Tensor | None = None, a
         return _linear(a.to(kernel.dtype), kernel.packed, bias, activation)
     if isinstance(kernel, PackedKernel):
         out = _linear(a.to(kernel.dtype), kernel.packed)
-    elif ONEDNN and a.device.type == "cpu" and a.dtype == kernel.dtype == torch.float32 and _eager() \
+    elif ONEDNN and a.device.type == "cpu" and a.dtype == kernel.dtype == torch.float32 and eager() \
             and not torch.is_autocast_enabled(a.device.type):
         out = _OneDNNGemm.apply(a, kernel)
     else:
@@ -307,7 +307,7 @@ def _capturing() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
-def _eager() -> bool:
+def eager() -> bool:
     """Neither graph capture nor torch.compile: the eager-only fast paths (kernel cache, oneDNN, row gather) apply."""
     return not (_capturing() or torch.compiler.is_compiling())
 
@@ -455,7 +455,7 @@ class GridConv(nn.Module):
 
         Under autocast the cached kernels are already in the autocast dtype, so no cast runs per call.
         """
-        if self.training or torch.is_grad_enabled() or not _eager():
+        if self.training or torch.is_grad_enabled() or not eager():
             return self.summed_bias() if kind == "bias" else self.kernels(kind)
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         params = [*self.branch_weights(), *self.branch_biases()]
@@ -557,7 +557,7 @@ class GridConv(nn.Module):
         parts, places = [], []
         groups = zip(self.group_cells, self.group_terms, selects, self.term_sources.split(rows), alphas, kernels,
                      self.term_cells.split(self.group_cells))
-        gather = x.device.type == "cpu" and _eager()
+        gather = x.device.type == "cpu" and eager()
         blocked = gather and not torch.is_grad_enabled()
         for m, t, select, sources, a, kernel, group in groups:
             step = max(1, CPU_BLOCK_CELLS // m) if blocked else b

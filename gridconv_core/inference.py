@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .attention import KernelAttention
-from .gridconv import GridConv, PackedKernel, _eager
+from .gridconv import GridConv, PackedKernel, eager
 from .sgt import SGT, inverse_matrix, phi_cells
 
 __all__ = ["ENABLED", "LayerParts", "GLNParts", "fold_batch_norm", "FoldedLayer", "FoldedNetwork", "FoldedCache"]
@@ -195,7 +195,7 @@ class FoldedCache:
     def get(self, training: bool, parts: Callable[[], GLNParts], device_type: str) -> FoldedNetwork | None:
         """The folded network for a call now (folding ``parts()`` when needed), or ``None`` when the modules must
         run (training, autograd, graph capture or compile, forward hooks)."""
-        if training or not ENABLED or torch.is_grad_enabled() or not _eager() or _global_hooks():
+        if training or not ENABLED or torch.is_grad_enabled() or not eager() or _global_hooks():
             return None
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         entry = self._entries.get((dtype, device_type))

@@ -99,7 +99,7 @@ class GridLiftingNetwork(LiftingModel):
         """The network's grid output ``(B, 3, H, P)``, before the inverse SGT."""
         return self._lift(x)[0]
 
-    def _convs(self) -> list[DGridConv]:
+    def convs(self) -> list[DGridConv]:
         """The D-GridConv layers, input to output."""
         return [self.w1, *(w for block in self.linear_stages for w in (block.w1, block.w2)), self.w2]
 

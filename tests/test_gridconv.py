@@ -217,8 +217,8 @@ def test_stacked_fused_and_tapwise_paths_agree(monkeypatch, paddings: tuple[str,
 def test_the_output_layer_runs_tapwise() -> None:
     """256 -> 3 gathers 3 values per tap instead of 256; the hidden layers do not."""
     model = build_model()
-    assert [conv.path(1) for conv in model._convs()] == ["stacked"] * 5 + ["tapwise"]
-    assert [conv.path(1000) for conv in model._convs()] == ["fused"] * 5 + ["tapwise"]
+    assert [conv.path(1) for conv in model.convs()] == ["stacked"] * 5 + ["tapwise"]
+    assert [conv.path(1000) for conv in model.convs()] == ["fused"] * 5 + ["tapwise"]
 
 
 def cached_kernels(layer: GridConv) -> list[object]:

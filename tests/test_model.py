@@ -48,7 +48,7 @@ def test_autogrids_model_learns_its_layout() -> None:
 
 def test_kernel_pattern_and_paddings_change_the_network() -> None:
     model = build_model(kernel_pattern=(3, 1, 5, 1), paddings=("c", "r", "z", "c"), **TINY)
-    convs = model._convs()
+    convs = model.convs()
     assert [c.kernel_size for c in convs] == [3, 1, 5, 1]
     assert all(c.paddings == ("circular", "replicate", "zeros", "circular") for c in convs)
     assert model(torch.randn(2, 17, 2)).shape == (2, 17, 3)
