@@ -120,7 +120,8 @@ class _GemmRecorder(TorchDispatchMode):
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
         if func in GEMM_OPS and not any(t.layout == torch.strided and t.untyped_storage().data_ptr() in self.exclude
                                         for t in tensors):
-            self.calls.append((func, tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args), kwargs or {}))
+            operands = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+            self.calls.append((func, operands, kwargs or {}))
             a = tensors[1] if func is torch.ops.aten.addmm.default else tensors[0]
             self.flops += 2.0 * a.numel() * out.shape[-1]  # (M, K) x (K, N): 2 M K N
         return out

@@ -8,8 +8,9 @@ The pipelines run in turn for ``--rounds`` rounds (the machine drifts); each fig
 and each ratio the median of the ratios within a round. Prints samples/s, the ratios, the ceiling (our fp32 step's
 dense GEMMs alone, replayed: what the pipeline would run if everything else were free), and the time of one full
 Human3.6M training epoch: 1,559,752 poses (S1, S5, S6, S7, S8 x 4 cameras, the standard 5-subject split; the
-count of the shared data's frames is printed beside it). ``--h36m`` trains on the real shared data. On CUDA (``--device cuda``) the rates are also
-given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense; tf32, used for fp32, is half).
+count of the shared data's frames is printed beside it). ``--h36m`` trains on the real shared data. On CUDA
+(``--device cuda``) the rates are also given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense;
+tf32, used for fp32, is half).
 
     .venv/bin/python benchmarks/bench_train.py [--steps 10] [--rounds 3] [--h36m] [--device cuda]
 """
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bench_model import flops_per_pose, gemms_alone, machine, rate, swapped, unfold_convolve  # the authors' layer, kept here
+# the authors' layer is kept in bench_model
+from bench_model import flops_per_pose, gemms_alone, machine, rate, swapped, unfold_convolve
 from gridconv_core.io import atomic_write_text
 from gridconv_core.data import h36m_root
 from gridconv_core.layout_families import handcrafted
@@ -97,8 +99,9 @@ def gemm_ceiling(config: TrainConfig, device: torch.device, repeats: int = 5) ->
     ``config.batch_size``: the pipeline's ceiling at this machine's GEMM rate, with data, gathers, BN and Adam free."""
     model = build_model(config.model).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    x = torch.randn(config.batch_size, 17, 2, device=device) * 0.3
-    y = torch.randn(config.batch_size, 17, 3, device=device) * 0.2
+    joints = model.skeleton.num_joints
+    x = torch.randn(config.batch_size, joints, 2, device=device) * 0.3
+    y = torch.randn(config.batch_size, joints, 3, device=device) * 0.2
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
