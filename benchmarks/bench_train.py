@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 # the authors' layer is kept in bench_model
-from bench_model import flops_per_pose, gemms_alone, machine, rate, swapped, unfold_convolve
+from bench_model import adam_step, flops_per_pose, gemms_alone, machine, rate, swapped, unfold_convolve
 from gridconv_core.io import atomic_write_text
 from gridconv_core.data import h36m_root
 from gridconv_core.layout_families import handcrafted
@@ -98,16 +98,10 @@ def gemm_ceiling(config: TrainConfig, device: torch.device, repeats: int = 5) ->
     """Samples/s of our fp32 training step's dense GEMMs alone (``bench_model.gemms_alone``), batch
     ``config.batch_size``: the pipeline's ceiling at this machine's GEMM rate, with data, gathers, BN and Adam free."""
     model = build_model(config.model).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     joints = model.skeleton.num_joints
     x = torch.randn(config.batch_size, joints, 2, device=device) * 0.3
     y = torch.randn(config.batch_size, joints, 3, device=device) * 0.2
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
-
+    step = adam_step(model, x, y, config.lr)
     step()
     gemms, _ = gemms_alone(step, model)
     return rate(config.batch_size, gemms, device, repeats)[1]
