@@ -38,6 +38,7 @@ from gridconv_core import KernelScale, build_model
 from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, resolve_amp
 from gridconv_core import gridconv, inference
 from gridconv_core.gridconv import DGridConv, tap_sources
+from gridconv_core.heap import keep_freed_memory
 from gridconv_core.io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -245,7 +246,10 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8,64,1000", help="latency table batch sizes")
     parser.add_argument("--peak-tflops", type=float, default=790.0,
                         help="CUDA: dense bf16 peak in TFLOP/s (H200: 790, as measured by issue 9); tf32 is taken as half")
+    parser.add_argument("--default-heap", action="store_true",
+                        help="leave glibc's malloc as it is (default: keep freed memory, as `gridconv` and training do)")
     args = parser.parse_args()
+    heap_kept = not args.default_heap and keep_freed_memory()
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 GEMMs on tensor cores, reported against the tf32 peak
@@ -259,7 +263,7 @@ def main() -> None:
     onednn_gemm = onednn_gemm_gflops(reps) if device.type == "cpu" else (math.nan, math.nan)
     bound = fp32_gemm[0] * 1e9 / flops  # poses/s if every FLOP ran at the best fp32 GEMM rate
     res: dict[str, object] = {
-        "machine": machine(device), "device": str(device), "repeats": reps, "gflop_per_pose": flops / 1e9,
+        "machine": machine(device), "device": str(device), "heap_kept": heap_kept, "repeats": reps, "gflop_per_pose": flops / 1e9,
         "gemm_gflops_fp32": fp32_gemm, "gemm_gflops_bf16": bf16_gemm, "gemm_bound_poses_s": bound,
         "gemm_gflops_fp32_onednn": onednn_gemm, "onednn_gemm_bound_poses_s": onednn_gemm[0] * 1e9 / flops,
     }

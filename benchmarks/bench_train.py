@@ -12,7 +12,10 @@ count of the shared data's frames is printed beside it). ``--h36m`` trains on th
 (``--device cuda``) the rates are also given as fractions of the tensor-core peak (``--peak-tflops``, bf16 dense;
 tf32, used for fp32, is half).
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 10] [--rounds 3] [--h36m] [--device cuda]
+All pipelines run in one process whose heap keeps freed memory (:mod:`gridconv_core.heap`, as training does;
+``--default-heap`` leaves glibc's malloc as it is).
+
+    .venv/bin/python benchmarks/bench_train.py [--steps 10] [--rounds 3] [--h36m] [--device cuda] [--default-heap]
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 # the authors' layer is kept in bench_model
 from bench_model import adam_step, flops_per_pose, gemms_alone, machine, rate, swapped, unfold_convolve
+from gridconv_core.heap import keep_freed_memory
 from gridconv_core.io import atomic_write_text
 from gridconv_core.data import h36m_root
 from gridconv_core.layout_families import handcrafted
@@ -114,7 +118,10 @@ def main() -> None:
     ap.add_argument("--h36m", action="store_true", help="use the real shared Human3.6M (every 20th frame)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     ap.add_argument("--peak-tflops", type=float, default=790.0, help="CUDA: dense bf16 peak in TFLOP/s (H200: 790)")
+    ap.add_argument("--default-heap", action="store_true",
+                    help="leave glibc's malloc as it is for every pipeline (default: keep freed memory, as training does)")
     args = ap.parse_args()
+    heap_kept = not args.default_heap and keep_freed_memory()  # before any pipeline, so that all run alike
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -122,7 +129,7 @@ def main() -> None:
             {"synthetic_train": 200 * (args.steps + 2), "synthetic_val": 200, "synthetic_test": 200})
     config = TrainConfig().with_overrides({
         **data, "name": "bench", "epochs": 1, "max_steps_per_epoch": args.steps, "progress": False,
-        "device": device.type, "batch_size": 200})
+        "device": device.type, "batch_size": 200, "keep_freed_memory": heap_kept})
     pipelines: dict[str, Callable[[], float]] = {
         "ours_fp32": lambda: ours(config, "none"), "ours_bf16": lambda: ours(config, "bf16"),
         "official_style_fp32": lambda: official_style(config, args.steps, device),
@@ -139,7 +146,7 @@ def main() -> None:
 
     frames = h36m_frames_in_data()
     result = {
-        "machine": machine(device), "device": device.type, "batch": 200,
+        "machine": machine(device), "device": device.type, "heap_kept": heap_kept, "batch": 200,
         "data": "h36m" if args.h36m else "synthetic", "steps": args.steps, "rounds": args.rounds,
         "samples_per_s": {k: round(v, 1) for k, v in figures.items()},
         "samples_per_s_each_round": {k: [round(x, 1) for x in v] for k, v in rounds.items()},

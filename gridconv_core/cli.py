@@ -21,6 +21,7 @@ import torch
 
 from .amp import AMP_MODES
 from .errors import CliError
+from .heap import keep_freed_memory
 from .io import atomic_path, atomic_write_bytes, atomic_write_text
 from .sgt import GridLayout
 
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gridconv``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # the command owns its process: big CPU buffers are reused, not page-faulted anew
     try:
         args.func(args)
     except (ValueError, OSError) as err:

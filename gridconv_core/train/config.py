@@ -79,6 +79,7 @@ class TrainConfig(JsonConfig):
     device: str = "auto"
     amp: str = "none"
     compile: bool = False  # wrap the training forward in torch.compile (pays off on GPU: fewer launches)
+    keep_freed_memory: bool = True  # CPU: glibc keeps freed buffers for reuse, no page faults per step (heap module)
     max_steps_per_epoch: int = 0  # 0 = the whole training set
     time_budget_s: float = 0.0  # 0 = no limit; else training stops once this many seconds have passed
     progress: bool = True
@@ -123,8 +124,9 @@ class TrainConfig(JsonConfig):
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < top:
                 raise ConfigError(f"{key} must be in [0, {top}), got {value!r}")
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
+        for key in ("compile", "keep_freed_memory"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         for key in ("train_subjects", "val_subjects", "test_subjects"):
             value = getattr(self, key)
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):

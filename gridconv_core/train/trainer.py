@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from .. import metrics
 from ..data.poseset import PoseSet
 from ..amp import autocast
+from ..heap import keep_freed_memory
 from ..evaluate import EvalReport, evaluate, predict
 from ..io import atomic_write_text
 from ..lifting import LiftingModel
@@ -165,6 +166,8 @@ def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu",
 def train(config: TrainConfig, callbacks: Iterable[Callback] = (), resume: bool = False) -> TrainResult:
     """Train ``config.model`` as configured; with ``resume`` continue from ``run_dir/last.pt``."""
     device = resolve_device(config.device)
+    if device.type == "cpu" and config.keep_freed_memory:
+        keep_freed_memory()
     info = setup_distributed(device.type)
     try:
         if info.enabled and device.type == "cuda":
