@@ -263,7 +263,8 @@ def main() -> None:
     onednn_gemm = onednn_gemm_gflops(reps) if device.type == "cpu" else (math.nan, math.nan)
     bound = fp32_gemm[0] * 1e9 / flops  # poses/s if every FLOP ran at the best fp32 GEMM rate
     res: dict[str, object] = {
-        "machine": machine(device), "device": str(device), "heap_kept": heap_kept, "repeats": reps, "gflop_per_pose": flops / 1e9,
+        "machine": machine(device), "device": str(device), "heap_kept": heap_kept, "repeats": reps,
+        "gflop_per_pose": flops / 1e9,
         "gemm_gflops_fp32": fp32_gemm, "gemm_gflops_bf16": bf16_gemm, "gemm_bound_poses_s": bound,
         "gemm_gflops_fp32_onednn": onednn_gemm, "onednn_gemm_bound_poses_s": onednn_gemm[0] * 1e9 / flops,
     }

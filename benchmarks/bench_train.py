@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     ap.add_argument("--peak-tflops", type=float, default=790.0, help="CUDA: dense bf16 peak in TFLOP/s (H200: 790)")
     ap.add_argument("--default-heap", action="store_true",
-                    help="leave glibc's malloc as it is for every pipeline (default: keep freed memory, as training does)")
+                    help="leave glibc's malloc as it is for every pipeline (default: keep freed memory)")
     args = ap.parse_args()
     heap_kept = not args.default_heap and keep_freed_memory()  # before any pipeline, so that all run alike
     device = torch.device(args.device)

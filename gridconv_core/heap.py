@@ -5,7 +5,8 @@ the heap top), so the next step's buffers of the same size are fresh pages, and 
 first write (about 1.2 us each on a 2-core AMD EPYC). A training step of the default GLN at batch 200 takes
 5,000-55,000 such faults, depending on what the process allocated before, and the authors' unfold network about
 750,000, 43% of its step (``benchmarks/bench_heap.py``). :func:`keep_freed_memory` raises glibc's mmap and trim
-thresholds (``mallopt``), so those buffers are served again from the heap: no faults once the heap has grown (a few steps).
+thresholds (``mallopt``), so those buffers are served again from the heap: no faults once the heap has grown
+(a few steps).
 This is the standard advice for PyTorch on CPU (a caching ``malloc`` such as jemalloc or tcmalloc, preloaded).
 
 It is a setting of the whole process and stays set: the process keeps up to ``limit`` bytes of freed memory
