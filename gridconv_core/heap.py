@@ -16,10 +16,22 @@ instead of returning it to the OS. The ``gridconv`` command sets it for its own 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
+import os
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["GLIBC", "keep_freed_memory"]
+
+
+
+def _glibc() -> bool:
+    """Whether the C library is glibc, asked of the C library itself (no file is read)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+GLIBC = _glibc()
+"""Whether this process runs on glibc, whose ``mallopt`` :func:`keep_freed_memory` calls."""
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 _INT_MAX = 2**31 - 1  # mallopt takes an int
@@ -32,11 +44,10 @@ def keep_freed_memory(limit: int = 1 << 30) -> bool:
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= _INT_MAX:
         raise ValueError(f"keep_freed_memory: limit must be an integer in [1, {_INT_MAX}] bytes, got {limit!r}")
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not GLIBC:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc is loaded, nothing is searched
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

@@ -1,7 +1,6 @@
 """gridconv_core.heap: freed CPU buffers are reused instead of page-faulted anew (counted, not timed)."""
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -9,18 +8,16 @@ from pathlib import Path
 import pytest
 
 from gridconv_core.errors import ConfigError
-from gridconv_core.heap import keep_freed_memory
+from gridconv_core.heap import GLIBC, keep_freed_memory
 from gridconv_core.train import TrainConfig
 from gridconv_core.train import trainer as trainer_module
-
-_GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 # A loop that allocates and frees a 40 MB tensor (above glibc's 32 MB dynamic mmap ceiling, so each one is a
 # fresh mapping by default) and prints the minor page faults per iteration after a warm-up (with the heap kept,
 # glibc settles within about ten such buffers).
 _FAULTS = """
 import resource, sys, torch
-from gridconv_core.heap import keep_freed_memory
+from gridconv_core.heap import GLIBC, keep_freed_memory
 if sys.argv[1] == "kept":
     assert keep_freed_memory()
 def faults():
@@ -40,7 +37,7 @@ def _faults_per_buffer(mode: str) -> float:
     return float(out.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not _GLIBC, reason="keep_freed_memory sets glibc's malloc thresholds; this C library is not glibc")
+@pytest.mark.skipif(not GLIBC, reason="keep_freed_memory sets glibc's malloc thresholds; this C library is not glibc")
 def test_kept_heap_serves_freed_buffers_again_without_page_faults() -> None:
     pages = 40 * 2**20 / 4096
     assert _faults_per_buffer("default") > 0.9 * pages  # every page of every fresh 40 MB buffer faults
