@@ -109,18 +109,16 @@ backward's batched products with the 0/1 selection (``bmm``) are data movement w
 
 
 class _GemmRecorder(TorchDispatchMode):
-    """Records every :data:`GEMM_OPS` call with its operands (detached) and its FLOPs, except those reading a
-    tensor of ``exclude`` (the fused kernels' combination of branch weights: weight bookkeeping, not layer FLOPs)."""
+    """Records every :data:`GEMM_OPS` call with its operands (detached) and its FLOPs."""
 
-    def __init__(self, exclude: set[int]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.exclude, self.calls, self.flops = exclude, [], 0.0
+        self.calls, self.flops = [], 0.0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         out = func(*args, **(kwargs or {}))
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        if func in GEMM_OPS and not any(t.layout == torch.strided and t.untyped_storage().data_ptr() in self.exclude
-                                        for t in tensors):
+        if func in GEMM_OPS:
             operands = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
             self.calls.append((func, operands, kwargs or {}))
             a = tensors[1] if func is torch.ops.aten.addmm.default else tensors[0]
@@ -128,13 +126,12 @@ class _GemmRecorder(TorchDispatchMode):
         return out
 
 
-def gemms_alone(fn: Callable[[], object], model: torch.nn.Module) -> tuple[Callable[[], None], float]:
+def gemms_alone(fn: Callable[[], object]) -> tuple[Callable[[], None], float]:
     """Runs ``fn`` once, recording its dense GEMMs (:data:`GEMM_OPS`); returns a function that runs just those
     GEMMs again, in order, on the same operands, and their GFLOP. Timed beside ``fn``, it is the time ``fn``
     would take if everything but its GEMMs (gathers, placing, BN, the optimiser) were free: the ceiling of ``fn``
     at this machine's in-situ GEMM rate."""
-    combine = {m.term_combine.untyped_storage().data_ptr() for m in model.modules() if isinstance(m, gridconv.GridConv)}
-    with _GemmRecorder(combine) as recorder:
+    with _GemmRecorder() as recorder:
         fn()
     calls = recorder.calls
 
@@ -278,7 +275,7 @@ def main() -> None:
             fns = {"ours_fp32": lambda x=x: model(x), "authors_fp32": lambda x=x: unfold(x)}
             fns |= {"ours_bf16": bf16(fns["ours_fp32"], device), "authors_bf16": bf16(fns["authors_fp32"], device)}
             fns["ours_fp32_modules"] = switched_off(inference, "ENABLED", fns["ours_fp32"])
-            fns["ours_fp32_gemms_alone"], gemm_gflop[str(batch)] = gemms_alone(fns["ours_fp32"], model)
+            fns["ours_fp32_gemms_alone"], gemm_gflop[str(batch)] = gemms_alone(fns["ours_fp32"])
             if device.type == "cpu":
                 fns["ours_fp32_blas"] = switched_off(gridconv, "ONEDNN", lambda x=x: on_blas(x))
             times = interleaved(fns, device, reps, block=max(1, 64 // batch))
@@ -306,7 +303,7 @@ def main() -> None:
     steps["train_bf16"] = bf16(steps["train"], device)
     if device.type == "cpu":
         steps["train_blas"] = switched_off(gridconv, "ONEDNN", steps["train"])
-    steps["train_gemms_alone"], res["train_gemms_gflop"] = gemms_alone(steps["train"], model)
+    steps["train_gemms_alone"], res["train_gemms_gflop"] = gemms_alone(steps["train"])
     for name, (best, median) in interleaved(steps, device, reps).items():
         res[f"{name}_poses_s"] = (200 / best, 200 / median)
 

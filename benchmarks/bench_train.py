@@ -107,7 +107,7 @@ def gemm_ceiling(config: TrainConfig, device: torch.device, repeats: int = 5) ->
     y = torch.randn(config.batch_size, joints, 3, device=device) * 0.2
     step = adam_step(model, x, y, config.lr)
     step()
-    gemms, _ = gemms_alone(step, model)
+    gemms, _ = gemms_alone(step)
     return rate(config.batch_size, gemms, device, repeats)[1]
 
 

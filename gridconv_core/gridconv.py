@@ -6,16 +6,18 @@ Table D); the branch outputs are summed. With tap factors ``alpha[b, k, p]`` (eq
     out[b, :, p] = sum_n bias_n + sum_n sum_k alpha[b, k, p] * W_n[:, :, k] @ Xpad_n[b, :, p + k].
 
 Fast fused form ("fused where the maths allows"): ``tap_sources`` gives the cell ``q`` that cell
-``p`` reads through tap ``k`` of branch ``n`` (none where zero padding reads outside the grid).
-Branches reading the same cell at the same tap share one term with the summed weight
-``sum_n W_n[:, :, k]`` (e.g. circular and replicate agree on every in-grid tap); vanishing
-zero-padding terms are dropped. Cells with the same term list form a group (for a 5x5 grid and
-3x3 kernel: interior, four edges, four corners; 281 instead of 450 terms per cell for (c, r)).
-Per group ``g`` with ``T_g`` terms: a fixed 0/1 selection ``T_g`` scaled by ``alpha`` gives
-``G[b] = alpha * T_g``, ``patches[b] = G[b] @ X[b]`` and one GEMM ``patches @ W_g`` with the merged
-weights ``W_g`` ``(T_g * C_in, C_out)``. On CPU each group runs in cache-sized blocks of samples and
-``G @ X`` is a row gather scaled by ``alpha`` (:class:`_ScaledGather`, the same product without the GEMM);
-on CUDA and under graph capture it stays a GEMM.
+``p`` reads through tap ``k`` of branch ``n`` (none where zero padding reads outside the grid; a zero cell stands
+in). Branches differ only where a tap reads outside the grid, so eq. 8 is a base term per (cell, tap) with the
+summed kernel ``sum_n W_n[:, :, k]``, read through one base padding (per axis the branches' most common mode), plus
+border corrections ``alpha * W_n[:, :, k] (X[+] - X[-])`` for the branches that pad a border otherwise
+(:func:`fused_terms`). Corrections on the same cells form a band: for a 5x5 grid, 3x3 kernel and (c, r), 225 base
+terms and four bands (the border rows and columns, 5 cells x 3 taps), 285 instead of 450 terms per pose. The
+fused kernels are a sum and a pick of the branch kernels (:meth:`GridConv.fused_weights`), cheap to rebuild in
+every training step. A fixed selection ``T`` (``+1``, and ``-1`` for a band's second read) scaled by ``alpha``
+gives ``G[b] = alpha * T``, ``patches[b] = G[b] @ X[b]``, and one GEMM ``patches @ W`` for the base and one per
+band, whose sums are added at the band's cells. On CPU the base and the bands run in cache-sized blocks of
+samples and ``G @ X`` is a row gather scaled by ``alpha`` (:class:`_ScaledGather`, the same product without the
+GEMM); on CUDA and under graph capture it stays a GEMM.
 Grids are channels-first ``(B, C, H, P)``; outputs are channels-last in memory, so the next
 layer reads them without a copy.
 
@@ -125,55 +127,91 @@ def tap_sources(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequenc
     return src
 
 
-class FusedTerms(NamedTuple):
-    """Eq. 8 with branches merged where they read the same cell, cells grouped by term list (module doc).
+class Band(NamedTuple):
+    """Border corrections of eq. 8 that share one cell set: ``T`` branch taps on ``M`` cells (module doc).
 
-    Cells are listed group by group (``cells``, ``group_cells[g]`` of them per group). Group ``g``
-    has ``group_terms[g]`` terms ``t``, each a tap ``k_t`` and a set of branches reading one source
-    cell; ``combine`` ``(sum_g T_g, N*K*K)`` sums those branches' tap weights, ``sources``
-    ``(sum_g M_g*T_g,)`` lists each cell's source per term and ``alpha_index`` the matching entry
-    ``k_t * HP + p`` of the flattened tap factors.
+    ``taps`` ``(T,)``: the branch taps ``n * K*K + k`` whose kernels the band multiplies; ``sources`` ``(M*T, 2)``:
+    per (cell, tap), the cell whose features count with ``+`` and the one with ``-`` (``HP``: the zero cell);
+    ``alpha_index`` ``(M*T,)``: the entry ``k * HP + p`` of the flattened tap factors.
     """
 
     cells: np.ndarray
-    group_cells: tuple[int, ...]
-    group_terms: tuple[int, ...]
-    combine: np.ndarray
+    taps: np.ndarray
     sources: np.ndarray
     alpha_index: np.ndarray
 
 
+class FusedTerms(NamedTuple):
+    """Eq. 8 as one base term per tap on every cell plus border corrections (module doc).
+
+    ``base_sources`` ``(HP*K*K,)``: the cell that cell ``p`` reads through tap ``k`` under the base padding
+    (row ``p * K*K + k``; ``HP``: the zero cell), ``base_alpha_index`` the matching tap factor ``k * HP + p``.
+    ``count``: the terms per pose (cell-terms of ``C_in x C_out``), base and bands.
+    """
+
+    base_mode: str
+    base_sources: np.ndarray
+    base_alpha_index: np.ndarray
+    bands: tuple[Band, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.base_sources) + sum(len(band.alpha_index) for band in self.bands)
+
+
+def _base_mode(paddings: Sequence[str]) -> str:
+    """Per axis, the branches' most common mode (the first on a tie): the base reads through it, so branches
+    that pad that axis the same way need no correction there."""
+    axes = list(zip(*(_axis_modes(m) for m in paddings)))
+    horizontal, vertical = (max(dict.fromkeys(modes), key=modes.count) for modes in axes)
+    return horizontal if horizontal == vertical else f"{horizontal}:{vertical}"
+
+
 def fused_terms(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequence[str]) -> FusedTerms:
-    """Group the grid cells by their term signature (per tap: branches partitioned by source cell)."""
-    src = tap_sources(grid_shape, kernel_size, paddings)
-    hp, n_branch, kk = src.shape
-    groups: dict[tuple[tuple[int, tuple[int, ...]], ...], list[int]] = {}
-    cell_sources: list[list[int]] = []
-    for cell in range(hp):
-        signature, sources = [], []
-        for k in range(kk):
-            for q in dict.fromkeys(int(s) for s in src[cell, :, k] if s >= 0):  # distinct, in branch order
-                signature.append((k, tuple(n for n in range(n_branch) if src[cell, n, k] == q)))
-                sources.append(q)
-        groups.setdefault(tuple(signature), []).append(cell)
-        cell_sources.append(sources)
-    combine, sources, alpha_index = [], [], []
-    for signature, cells in groups.items():
-        for k, branches in signature:
-            row = np.zeros(n_branch * kk, dtype=np.float32)
-            row[[n * kk + k for n in branches]] = 1.0
-            combine.append(row)
-        for cell in cells:
-            sources += cell_sources[cell]
-            alpha_index += [k * hp + cell for k, _ in signature]
-    return FusedTerms(
-        cells=np.array([c for cells in groups.values() for c in cells], dtype=np.int64),
-        group_cells=tuple(len(cells) for cells in groups.values()),
-        group_terms=tuple(len(signature) for signature in groups),
-        combine=np.stack(combine),
-        sources=np.array(sources, dtype=np.int64),
-        alpha_index=np.array(alpha_index, dtype=np.int64),
-    )
+    """The base and the bands of eq. 8 for these branches (module doc).
+
+    With the base padding ``(bh, bv)`` and branch ``n``'s ``(h_n, v_n)``, what branch ``n`` reads at row ``i``,
+    column ``j`` telescopes as ``X[v_n(i), h_n(j)] = X[bv(i), bh(j)] + (X[v_n(i), h_n(j)] - X[bv(i), h_n(j)])
+    + (X[bv(i), h_n(j)] - X[bv(i), bh(j)])``: the first difference vanishes unless row ``i`` lies outside the grid
+    and ``v_n != bv``, the second unless column ``j`` does and ``h_n != bh``. So eq. 8 is ``sum_k alpha_k
+    (sum_n W_{n,k}) X[base]`` on every cell, plus ``alpha_k W_{n,k} (X[+] - X[-])`` on border cells; corrections
+    with the same cells form a band.
+    """
+    h, p = grid_shape
+    r, kk, hp = kernel_size // 2, kernel_size**2, h * p
+    rows, cols = np.divmod(np.arange(hp), p)
+    base_h, base_v = _axis_modes(_base_mode(paddings))
+
+    def cell(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.where((i >= 0) & (i < h) & (j >= 0) & (j < p), i * p + j, hp)
+
+    offsets = [(k // kernel_size - r, k % kernel_size - r) for k in range(kk)]
+    base = np.stack([cell(_pad_index(rows + dy, h, base_v), _pad_index(cols + dx, p, base_h)) for dy, dx in offsets], 1)
+    corrections: dict[tuple[int, ...], list[tuple[int, int, np.ndarray]]] = {}  # cells -> (branch tap, k, +/- rows)
+    for n, mode in enumerate(paddings):
+        horizontal, vertical = _axis_modes(mode)
+        for k, (dy, dx) in enumerate(offsets):
+            i, j = rows + dy, cols + dx
+            bv, bh = _pad_index(i, h, base_v), _pad_index(j, p, base_h)
+            vn, hn = _pad_index(i, h, vertical), _pad_index(j, p, horizontal)
+            for differs, outside, plus, minus in (
+                (vertical != base_v, (i < 0) | (i >= h), cell(vn, hn), cell(bv, hn)),
+                (horizontal != base_h, (j < 0) | (j >= p), cell(bv, hn), cell(bv, bh)),
+            ):
+                if differs and outside.any():
+                    pairs = np.stack([plus, minus], 1)[outside]
+                    corrections.setdefault(tuple(np.flatnonzero(outside)), []).append((n * kk + k, k, pairs))
+    bands = []
+    for cells, terms in corrections.items():
+        index = np.array(cells)
+        bands.append(Band(
+            cells=index,
+            taps=np.array([t for t, _, _ in terms]),
+            sources=np.stack([pairs for _, _, pairs in terms], 1).reshape(-1, 2),
+            alpha_index=(np.array([k for _, k, _ in terms]) * hp + index[:, None]).reshape(-1),
+        ))
+    return FusedTerms(_base_mode(paddings), base.reshape(-1), (np.arange(kk) * hp + np.arange(hp)[:, None]).reshape(-1),
+                      tuple(bands))
 
 
 class PackedKernel(NamedTuple):
@@ -210,6 +248,7 @@ def eval_kernel(kernel: Tensor, dtype: torch.dtype | None, device_type: str) -> 
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor] | None] = {"none": None, "relu": torch.relu, "sigmoid": torch.sigmoid}
 """What :func:`gemm` applies after the bias (a oneDNN post-op for packed kernels)."""
+_IN_PLACE = {"relu": torch.relu_, "sigmoid": torch.sigmoid_}
 
 
 def _linear(a: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str = "none") -> Tensor:
@@ -263,42 +302,50 @@ def _epilogue(out: Tensor, bias: Tensor | None, activation: str) -> Tensor:
 
 
 def _scaled_rows(table: Tensor, index: Tensor, weights: Tensor) -> Tensor:
-    """``weights[i] * table[index[i]]`` for every ``i`` in one pass: ``embedding_bag`` with one-row bags."""
-    bags = torch.arange(index.numel(), device=table.device)
-    return F.embedding_bag(index, table, bags, mode="sum", per_sample_weights=weights.to(table.dtype))
+    """``sum_j weights[i, j] * table[index[i, j]]`` for every row ``i`` of ``index`` in one pass (``embedding_bag``
+    with bags of ``index.shape[1]`` rows)."""
+    return F.embedding_bag(index, table, mode="sum", per_sample_weights=weights.to(table.dtype))
 
 
 class _ScaledGather(torch.autograd.Function):
-    """One CPU block of a group's patches, ``G @ X`` with ``G = alpha * T``, as a row gather (module doc).
+    """A block's patches ``G @ X`` with ``G = alpha * T``, as a row gather (module doc).
 
-    ``patches[b, r] = alpha[b, r] * X[b, sources[r]]`` (``alpha`` ``None``: 1); about 2x faster than the
-    batched GEMM ``G @ X`` on CPU. With ``alpha`` the gather and the scaling are one pass: ``embedding_bag``
-    with one-row bags and ``alpha`` as the per-sample weights (0.10 against 0.16 ms for a block of the
-    interior group as ``index_select`` then ``mul_``). The backward is that GEMM's: ``grad_X = G^T @ grad``
-    (``embedding_bag``'s own is 1.5x slower) and ``grad_alpha[b, r] = <grad[b, r], X[b, sources[r]]>``, read off
-    ``grad @ X^T``, one batched GEMM instead of a second gather and a row-wise dot product.
+    Row ``r`` reads one cell (``sources`` ``(R, 1)``, a base row: ``alpha[b, r] * X[b, s]``) or the difference of
+    two (``(R, 2)``, a band row: ``alpha[b, r] * (X[b, s+] - X[b, s-])``); ``T`` ``(R, HP)`` holds the same as
+    ``+1`` and ``-1``, and ``alpha`` ``None`` stands for 1. About 2x faster than the batched GEMM ``G @ X`` on CPU.
+    The gather and the scaling are one pass, ``embedding_bag`` with ``alpha`` (and the signs) as the per-sample
+    weights (0.10 against 0.16 ms for ``index_select`` then ``mul_`` on 1,250 cells). The backward is that GEMM's:
+    ``grad_X = G^T @ grad`` (``embedding_bag``'s own is 1.5x slower) and ``grad_alpha[b, r] = <grad[b, r],
+    (T @ X[b])[r]>``, read off ``grad @ X^T`` at the row's sources: one batched GEMM instead of a second gather and
+    a row-wise dot product.
     """
 
     @staticmethod
     def forward(ctx, block: Tensor, sources: Tensor, select: Tensor, alpha: Tensor | None) -> Tensor:  # type: ignore[override]
-        n, hp, c = block.shape
-        index = (torch.arange(n, device=block.device)[:, None] * hp + sources).view(-1)
+        (n, hp, c), (rows, reads) = block.shape, sources.shape
+        index = (torch.arange(n, device=block.device)[:, None, None] * hp + sources).view(n * rows, reads)
         table = block.reshape(n * hp, c)
-        patches = table.index_select(0, index) if alpha is None else _scaled_rows(table, index, alpha.reshape(-1))
-        ctx.save_for_backward(block, index, select, alpha, sources)
-        return patches.view(n, -1, c)
+        if reads == 1 and alpha is None:
+            patches = table.index_select(0, index.view(-1))
+        else:
+            signs = torch.tensor([1.0, -1.0], dtype=table.dtype, device=table.device)[:reads]
+            patches = _scaled_rows(table, index, signs.expand(n * rows, reads) if alpha is None
+                                   else alpha.reshape(-1, 1).to(table.dtype) * signs)
+        ctx.save_for_backward(block, select, alpha, sources)
+        return patches.view(n, rows, c)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        block, index, select, alpha, sources = ctx.saved_tensors
-        n, hp, c = block.shape
+        block, select, alpha, sources = ctx.saved_tensors
+        n = block.shape[0]
         grad_block = grad_alpha = None
         if ctx.needs_input_grad[0]:
             g = select if alpha is None else alpha[:, :, None] * select
             grad_block = torch.matmul(g.transpose(-1, -2), grad)
         if alpha is not None and ctx.needs_input_grad[3]:  # every <grad row, cell> in one GEMM, then each row's own
             scores = torch.matmul(grad, block.transpose(1, 2))  # (n, R, HP)
-            grad_alpha = scores.gather(2, sources.expand(n, -1)[:, :, None]).squeeze(2)
+            read = scores.gather(2, sources.expand(n, -1, -1))
+            grad_alpha = read[..., 0] if sources.shape[1] == 1 else read[..., 0] - read[..., 1]
         return grad_block, None, None, grad_alpha
 
 
@@ -310,49 +357,6 @@ def _capturing() -> bool:
 def eager() -> bool:
     """Neither graph capture nor torch.compile: the eager-only fast paths (kernel cache, oneDNN, row gather) apply."""
     return not (_capturing() or torch.compiler.is_compiling())
-
-
-def _cell_rows(places: Sequence[tuple[int, Tensor]], parts: Sequence[Tensor], hp: int) -> list[Tensor]:
-    """Flat ``(sample * HP + cell)`` output rows of each group block ``(n, M_g, C_out)``."""
-    return [
-        ((torch.arange(part.shape[0], device=part.device) + start) * hp)[:, None].add(cells).view(-1)
-        for (start, cells), part in zip(places, parts)
-    ]
-
-
-class _PlaceCells(torch.autograd.Function):
-    """Writes each group's output ``(n, M_g, C_out)`` into its samples and cells of ``(B, HP, C_out)``.
-
-    A permutation, so the gradient is a plain gather (autograd's ``index_select`` backward would accumulate).
-    """
-
-    @staticmethod
-    def forward(ctx, places: list[tuple[int, Tensor]], hp: int, *parts: Tensor) -> Tensor:  # type: ignore[override]
-        rows = _cell_rows(places, parts, hp)
-        ctx.rows, ctx.shapes = rows, [part.shape for part in parts]
-        b = sum(r.numel() for r in rows) // hp
-        out = parts[0].new_empty(b * hp, parts[0].shape[2])
-        for r, part in zip(rows, parts):
-            out.index_copy_(0, r, part.reshape(r.numel(), -1))
-        return out.view(b, hp, -1)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        flat = grad.reshape(-1, grad.shape[2])
-        return (None, None, *(flat.index_select(0, r).view(s) for r, s in zip(ctx.rows, ctx.shapes)))
-
-
-def _place_cells(places: list[tuple[int, Tensor]], hp: int, parts: list[Tensor]) -> Tensor:
-    """Group outputs in sample-major cell order ``(B, HP, C_out)``.
-
-    Training uses :class:`_PlaceCells`; graph capture (ONNX export, tracing) uses the same permutation
-    written as one gather, which exporters understand.
-    """
-    if not _capturing():
-        return _PlaceCells.apply(places, hp, *parts)
-    order = torch.cat(_cell_rows(places, parts, hp))
-    flat = torch.cat([part.reshape(-1, part.shape[2]) for part in parts])
-    return flat.index_select(0, torch.argsort(order)).view(-1, hp, parts[0].shape[2])
 
 
 class GridConv(nn.Module):
@@ -385,22 +389,28 @@ class GridConv(nn.Module):
             self.register_parameter(f"branch{n}_weight", weight)
             if bias:
                 self.register_parameter(f"branch{n}_bias", nn.Parameter(torch.empty(out_channels).uniform_(-1, 1) / math.sqrt(fan_in)))
-        terms = fused_terms(self.grid_shape, kernel_size, self.paddings)
-        self.group_cells, self.group_terms = terms.group_cells, terms.group_terms
         hp = self.grid_shape[0] * self.grid_shape[1]
-        buffers = {
-            "term_combine": torch.from_numpy(terms.combine),
-            "term_select": torch.from_numpy(np.eye(hp, dtype=np.float32)[terms.sources]),
-            "term_sources": torch.from_numpy(terms.sources),
-            "term_alpha_index": torch.from_numpy(terms.alpha_index),
-            "term_cells": torch.from_numpy(terms.cells),
-        }
         src = tap_sources(self.grid_shape, kernel_size, self.paddings)
-        buffers["branch_sources"] = torch.from_numpy(np.where(src < 0, hp, src).reshape(-1))  # hp: the zero cell
+        self.reads_zero_cell = bool((src < 0).any())  # then every path reads an appended zero cell, index hp
+        one_hot = np.eye(hp + 1, dtype=np.float32)[:, : hp + self.reads_zero_cell]
+        terms = fused_terms(self.grid_shape, kernel_size, self.paddings)
+        self.base_mode, self.term_count = terms.base_mode, terms.count
+        self.band_shapes = tuple((len(band.cells), len(band.taps)) for band in terms.bands)
+        bands = [*terms.bands, Band(*(np.zeros((0, *shape), dtype=np.int64) for shape in ((), (), (2,), ())))]
+        buffers = {
+            "base_sources": torch.from_numpy(terms.base_sources[:, None]),
+            "band_sources": torch.from_numpy(np.concatenate([b.sources for b in bands])),
+            "band_cells": torch.from_numpy(np.concatenate([b.cells for b in bands])),
+            "band_taps": torch.from_numpy(np.concatenate([b.taps for b in bands])),
+            "fused_alpha_index": torch.from_numpy(
+                np.concatenate([terms.base_alpha_index, *(b.alpha_index for b in bands)])),
+            "fused_select": torch.from_numpy(np.concatenate(  # T of the module doc, base rows then band rows (+1, -1)
+                [one_hot[terms.base_sources], *(one_hot[b.sources[:, 0]] - one_hot[b.sources[:, 1]] for b in bands)])),
+            "branch_sources": torch.from_numpy(np.where(src < 0, hp, src).reshape(-1)),
+        }
         n_kk = len(self.paddings) * kernel_size**2  # tap product (q, n, k) is row q * N*K*K + n * K*K + k
         tapwise = src * n_kk + np.arange(n_kk).reshape(len(self.paddings), kernel_size**2)
         buffers["tapwise_sources"] = torch.from_numpy(np.where(src < 0, hp * n_kk, tapwise).reshape(-1))
-        self.reads_zero_cell = bool((src < 0).any())
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
         self._cache: dict[tuple[str, torch.dtype | None], tuple[tuple[object, ...], object]] = {}
@@ -471,14 +481,17 @@ class GridConv(nn.Module):
         return sum(self.branch_biases())  # type: ignore[return-value]
 
     def fused_weights(self) -> list[Tensor]:
-        """Per cell group, the merged weight of each term stacked over input channels: ``(T_g * C_in, C_out)``."""
-        stacked = self.stacked_weights().reshape(len(self.paddings) * self.kernel_size**2, -1)
-        merged = torch.matmul(self.term_combine.to(stacked.dtype), stacked)
-        return [w.view(-1, self.out_channels) for w in merged.split(self.group_terms)]
+        """The base kernel ``sum_n W_n`` over (tap, input channel), ``(K*K * C_in, C_out)``, then each band's branch
+        taps stacked over input channels, ``(T * C_in, C_out)`` (module doc)."""
+        n = len(self.paddings)
+        stacked = self.stacked_weights()
+        base = stacked.reshape(n, -1, self.out_channels).sum(0) if n > 1 else stacked
+        taps = stacked.reshape(n * self.kernel_size**2, -1).index_select(0, self.band_taps)
+        return [base, *(w.reshape(-1, self.out_channels) for w in taps.split([t for _, t in self.band_shapes]))]
 
     def path(self, batch: int) -> str:
         """How a call on ``batch`` samples runs (module doc): ``"tapwise"`` for layers with few output channels,
-        else ``"stacked"`` for small batches and ``"fused"`` groups above :data:`SMALL_BATCH_CELLS`."""
+        else ``"stacked"`` for small batches and ``"fused"`` (base and bands) above :data:`SMALL_BATCH_CELLS`."""
         if TAPWISE_RATIO * self.out_channels <= self.in_channels:
             return "tapwise"
         return "fused" if batch * self.grid_shape[0] * self.grid_shape[1] > SMALL_BATCH_CELLS else "stacked"
@@ -546,31 +559,42 @@ class GridConv(nn.Module):
         self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,
         activation: str,
     ) -> Tensor:
-        """The fused groups of the module doc -> ``(B, HP, C_out)``.
+        """The base and the bands of the module doc -> ``(B, HP, C_out)``.
 
-        On CPU, inference runs each group in cache-sized blocks of samples; with autograd on, a group is one block
-        (its patches are kept for the backward anyway, and one kernel gradient needs no accumulation)."""
-        (b, hp, c), x = cells.shape, cells
-        rows = [m * t for m, t in zip(self.group_cells, self.group_terms)]
-        selects = self.term_select.to(x.dtype).split(rows)
-        alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.term_alpha_index).split(rows, 1)
-        parts, places = [], []
-        groups = zip(self.group_cells, self.group_terms, selects, self.term_sources.split(rows), alphas, kernels,
-                     self.term_cells.split(self.group_cells))
-        gather = x.device.type == "cpu" and eager()
+        On CPU, inference runs in cache-sized blocks of samples; with autograd on, the batch is one block (its
+        patches are kept for the backward anyway, and one kernel gradient needs no accumulation)."""
+        (b, hp, c), kk = cells.shape, self.kernel_size**2
+        table = torch.cat([cells, cells.new_zeros(b, 1, c)], 1) if self.reads_zero_cell else cells
+        rows = [hp * kk, *(m * t for m, t in self.band_shapes)]
+        selects = self.fused_select.to(cells.dtype).split(rows)
+        sources = [self.base_sources, *self.band_sources.split(rows[1:])]
+        alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.fused_alpha_index).split(rows, 1)
+        gather = cells.device.type == "cpu" and eager()
         blocked = gather and not torch.is_grad_enabled()
-        for m, t, select, sources, a, kernel, group in groups:
-            step = max(1, CPU_BLOCK_CELLS // m) if blocked else b
+
+        def patches(term: int, cells_per_sample: int) -> list[tuple[slice, Tensor]]:
+            """Term set ``term`` (0 the base, then the bands) gathered in blocks of about CPU_BLOCK_CELLS rows."""
+            step = max(1, CPU_BLOCK_CELLS // cells_per_sample) if blocked else b
+            blocks = []
             for start in range(0, b, step):
-                block = cells if step >= b else cells[start : start + step]
-                a_block = a if a is None or step >= b else a[start : start + step]
-                if gather:
-                    patches = _ScaledGather.apply(block, sources, select, a_block)
-                else:
-                    patches = torch.matmul(select if a_block is None else a_block[:, :, None] * select, block)  # G = alpha * T
-                parts.append(gemm(patches.reshape(-1, t * c), kernel, bias, activation).view(-1, m, self.out_channels))
-                places.append((start, group))
-        return _place_cells(places, hp, parts)
+                at = slice(start, min(b, start + step))
+                a = alphas[term] if alphas[term] is None or step >= b else alphas[term][at]
+                block = table if step >= b else table[at]
+                blocks.append((at, _ScaledGather.apply(block, sources[term], selects[term], a) if gather
+                               else torch.matmul(selects[term] if a is None else a[:, :, None] * selects[term], block)))
+            return blocks
+
+        last = "none" if self.band_shapes else activation  # with bands, the activation follows their sum
+        parts = [gemm(p.reshape(-1, kk * c), kernels[0], bias, last) for _, p in patches(0, hp)]
+        out = (parts[0] if len(parts) == 1 else torch.cat(parts)).view(b, hp, self.out_channels)
+        band_cells = self.band_cells.split([m for m, _ in self.band_shapes])
+        for term, ((m, t), cells_at, kernel) in enumerate(zip(self.band_shapes, band_cells, kernels[1:]), 1):
+            for at, p in patches(term, m):
+                sums = gemm(p.reshape(-1, t * c), kernel).view(-1, m, self.out_channels).to(out.dtype)
+                (out if at.stop - at.start == b else out[at]).index_add_(1, cells_at, sums)
+        if last == activation:
+            return out
+        return _IN_PLACE[activation](out) if blocked else _epilogue(out, None, activation)
 
     def extra_repr(self) -> str:
         return (

@@ -1,6 +1,7 @@
 """Fast fused GridConv / D-GridConv (eq. 6-8) against a naive per-cell reference; attention (eq. 7, Fig. 8)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -61,20 +62,35 @@ def test_fast_dgridconv_gradients_equal_naive(paddings: tuple[str, ...]) -> None
         layer.zero_grad(set_to_none=True)
         (conv(xx, aa) * upstream).sum().backward()
         grads.append([xx.grad, aa.grad, *(w.grad for w in layer.branch_weights()), *(b.grad for b in layer.branch_biases())])
-    for fast, ref in zip(*grads):
-        torch.testing.assert_close(fast, ref, atol=1e-4, rtol=1e-4)
+    for fast, ref in zip(*grads):  # fp32 sums of 3,750 products: the weight gradients reach ~100
+        torch.testing.assert_close(fast, ref, atol=2e-6 * float(ref.abs().max()) + 1e-5, rtol=1e-4)
 
 
-def test_fused_terms_merge_equal_sources_and_drop_zero_padding() -> None:
-    """5x5, 3x3: circular and replicate agree on the 169 in-grid (cell, tap) pairs; zero padding drops the rest."""
-    both = fused_terms((5, 5), 3, ("circular", "replicate"))
-    assert sum(m * t for m, t in zip(both.group_cells, both.group_terms)) == 450 - 169
-    assert len(both.group_cells) == 9 and sorted(both.cells.tolist()) == list(range(25))
-    with_zeros = fused_terms((5, 5), 3, ("circular", "zeros"))
-    assert sum(m * t for m, t in zip(with_zeros.group_cells, with_zeros.group_terms)) == 225
-    single = fused_terms((3, 6), 5, ("replicate",))
-    assert sum(m * t for m, t in zip(single.group_cells, single.group_terms)) == 18 * 25
-    assert (both.combine.sum(0) == len(both.group_cells)).all()  # each group uses every branch tap once
+@pytest.mark.parametrize("paddings", [("c", "r"), ("c",), ("c", "z"), ("c", "r", "z", "c"), ("c:r", "r:c"), ("r", "z")])
+@pytest.mark.parametrize("grid, kernel", [((5, 5), 3), ((3, 6), 5)])
+def test_fused_terms_rebuild_every_branch_tap(paddings: tuple[str, ...], grid: tuple[int, int], kernel: int) -> None:
+    """Base plus bands equals sum_n sum_k w_nk x[source] on scalar features, cell by cell (module doc of gridconv)."""
+    modes = normalise_paddings(paddings)
+    terms, src = fused_terms(grid, kernel, modes), tap_sources(grid, kernel, modes)
+    rng = np.random.default_rng(0)
+    hp, n, kk = src.shape
+    x, w, a = np.append(rng.normal(size=hp), 0.0), rng.normal(size=(n, kk)), rng.normal(size=(kk, hp))
+    ref = (w * x[np.where(src < 0, hp, src)] * a.T[:, None, :]).sum((1, 2))
+    out = (a.reshape(-1)[terms.base_alpha_index] * w.sum(0)[np.tile(np.arange(kk), hp)] * x[terms.base_sources])
+    out = out.reshape(hp, kk).sum(1)  # the base, per cell
+    for band in terms.bands:
+        diff = (x[band.sources[:, 0]] - x[band.sources[:, 1]]) * a.reshape(-1)[band.alpha_index]
+        out[band.cells] += (diff.reshape(len(band.cells), -1) * w.reshape(-1)[band.taps]).sum(1)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_terms_count_the_borders_only() -> None:
+    """5x5, 3x3 (c, r): 225 base terms and, for the replicate branch, 3 taps on each of the 4 border lines."""
+    both = fused_terms((5, 5), 3, normalise_paddings(("c", "r")))
+    assert both.base_mode == "circular" and both.count == 225 + 4 * 5 * 3
+    assert sorted(len(b.cells) * 10 + len(b.taps) for b in both.bands) == [53] * 4
+    assert fused_terms((5, 5), 3, ("circular",)).count == 225 and not fused_terms((5, 5), 3, ("zeros",)).bands
+    assert fused_terms((5, 5), 3, normalise_paddings(("c:r", "r:c"))).base_mode == "circular:replicate"
 
 
 def test_vanilla_gridconv_matches_conv2d_and_blocks() -> None:
@@ -108,8 +124,6 @@ def test_per_axis_paddings_of_table_d() -> None:
     top_left, up_left = 0, 0  # cell (0, 0), tap (-1, -1)
     assert src[top_left, 0, up_left] == 0 * 5 + 4  # rows replicate -> row 0, columns wrap -> column 4
     assert src[top_left, 1, up_left] == 4 * 5 + 0  # rows wrap -> row 4, columns replicate -> column 0
-    mixed = fused_terms((5, 5), 3, modes)
-    assert sum(m * t for m, t in zip(mixed.group_cells, mixed.group_terms)) == 450 - 169  # in-grid taps merge
 
 
 def test_bad_paddings_and_shapes_raise_value_errors() -> None:
@@ -317,5 +331,5 @@ def test_cpu_row_gather_equals_the_selection_gemm(monkeypatch, paddings: tuple[s
         out = layer(xx, KernelScale(aa) if dynamic else None)
         out.pow(2).sum().backward()
         results.append([out, xx.grad, *(w.grad for w in layer.branch_weights()), *([aa.grad] if dynamic else [])])
-    for gathered, selected in zip(*results):
-        torch.testing.assert_close(gathered, selected, atol=1e-5, rtol=1e-5)
+    for gathered, selected in zip(*results):  # fp32 sums that cancel at the borders (base + corrections)
+        torch.testing.assert_close(gathered, selected, atol=2e-6 * float(selected.abs().max()) + 1e-5, rtol=1e-5)
