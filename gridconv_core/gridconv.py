@@ -23,8 +23,8 @@ layer reads them without a copy.
 
 Small batches (at most :data:`SMALL_BATCH_CELLS` cells) skip the fusion (the ``"stacked"`` path): every
 tap of every branch is gathered (a zero cell stands in for zero padding) and multiplied by the stacked
-branch kernels in one GEMM. It does all 450 terms but reads 4.7 MB of weights per 256-channel layer
-instead of the fused 30 MB, which is what costs at batch 1. Layers with few output channels (at most
+branch kernels in one GEMM. It does all 450 terms, but in one gather and one GEMM where the fused path runs
+five of each (base and bands), and that overhead is what costs at batch 1. Layers with few output channels (at most
 ``C_in /`` :data:`TAPWISE_RATIO`, the 256 -> 3 output layer) take the ``"tapwise"`` path at every batch:
 eq. 8 read from the output side, one GEMM ``X W_{n,k}`` for every source cell and (branch, tap) at once,
 then each cell gathers its terms, scales them by ``alpha`` and sums them; it moves ``C_out`` values per
@@ -69,10 +69,10 @@ TAPWISE_RATIO = 4
 doc): it gathers ``C_out`` instead of ``C_in`` values per tap and builds no patch matrix."""
 CPU_BLOCK_CELLS = 1250
 """Grid cells (samples x H x P) per block on CPU: keeps the patch matrix of a block in cache."""
-SMALL_BATCH_CELLS = 400
-"""Up to this many grid cells per call run the unfused per-branch GEMM (module doc). Measured crossover with
-packed oneDNN kernels, 2-core AMD EPYC, per-branch vs fused (poses of 25 cells): 12 poses 23.1 vs 26.8 ms,
-16 poses 32.5 vs 34.3 ms, 24 poses 49.5 vs 44.3 ms."""
+SMALL_BATCH_CELLS = 200
+"""Up to this many grid cells per call run the unfused per-branch GEMM (module doc). Measured crossover of the default
+network, packed oneDNN kernels, 2-core AMD EPYC, stacked vs fused (poses of 25 cells, medians): 4 poses 6.71 vs
+9.24 ms, 6 poses 9.71 vs 10.72, 8 poses 11.54 vs 11.28, 10 poses 17.78 vs 16.51, 16 poses 29.33 vs 25.91."""
 
 
 def _axis_modes(mode: str) -> tuple[str, str]:
