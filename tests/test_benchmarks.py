@@ -1,6 +1,9 @@
-"""benchmarks/bench_model.py's GEMM ceiling (issue 9): what it records and replays, counted from the layer shapes."""
+"""benchmarks/bench_model.py's GEMM ceiling (issue 9): what it records and replays, counted from the layer shapes;
+bench_revisions.py's A/B of two revisions."""
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,7 +12,8 @@ import torch
 
 from gridconv_core.gridconv import GridConv
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
 from bench_model import gemms_alone  # noqa: E402
 
 
@@ -52,3 +56,24 @@ def test_counts_a_linear_with_bias_from_its_operands() -> None:
     replay, gflop = gemms_alone(lambda: torch.nn.functional.linear(a, w, bias))  # addmm
     assert gflop == pytest.approx(2 * 8 * 5 * 3 / 1e9)
     replay()
+
+
+def test_revisions_are_exported_and_compared_in_their_own_processes(tmp_path: Path) -> None:
+    """bench_revisions: HEAD's package from git beside the working tree's, a child each, one JSON with the ratios."""
+    if subprocess.run(["git", "-C", str(BENCH.parent), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("not a git checkout: bench_revisions exports revisions with git")
+    out = tmp_path / "ab.json"
+    run = subprocess.run([sys.executable, str(BENCH / "bench_revisions.py"), "HEAD", "--children", "1", "--steps", "1",
+                          "--train-batch", "4", "--batches", "2", "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    assert set(result["ms"]["A"]) == set(result["speedup_b_over_a"]) == {"train_b4", "infer_b2"}
+    assert all(v > 0 for v in result["speedup_b_over_a"].values())
+    assert "/A/HEAD/gridconv_core" in run.stdout  # revision A ran its exported package, not the installed one
+
+
+def test_an_unknown_revision_is_one_clear_line() -> None:
+    run = subprocess.run([sys.executable, str(BENCH / "bench_revisions.py"), "no-such-revision"],
+                         capture_output=True, text=True)
+    assert run.returncode != 0 and "git cannot export gridconv_core at 'no-such-revision'" in run.stderr
+    assert "Traceback" not in run.stderr
