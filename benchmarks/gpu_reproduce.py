@@ -14,8 +14,8 @@ Expected speed (worked out before any GPU run; the measured figures go beside it
 * 150M samples (100 epochs x 1.56M poses; the shared files hold 1,464,400) in ~9 minutes needs
   ~280k samples/s (271k for ours): 0.441 x 280k = 123 TFLOP/s of fused work, 16% of the H200's
   measured 790 TFLOP/s bf16 dense (25% in the paper's count).
-* Assumed MFU: 20% of 790 TFLOP/s on the fused FLOPs. The GEMMs are ``(B*M_g, T_g*256) x (T_g*256, 256)``
-  per cell group (N = 256, nine groups per layer): large in M but narrow, 40-60% of peak at best, and
+* Assumed MFU: 20% of 790 TFLOP/s on the fused FLOPs. The GEMMs are ``(B*25, 9*256) x (9*256, 256)`` for the
+  base and ``(B*5, 3*256) x (3*256, 256)`` per border band (N = 256, four bands per layer): large in M but narrow, 40-60% of peak at best, and
   the patch gather ``G @ X`` (K = 25), BN, ReLU, dropout, attention and Adam are memory-bound
   (~4-5 MB of bf16 traffic per sample and step, ~1M samples/s at 4.3 TB/s). 20% gives 158 TFLOP/s:
   **~2.8 us/sample (358k samples/s), 11.4 ms per step at batch 4096, 4.1 s per epoch of 1.46M poses,

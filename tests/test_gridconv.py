@@ -209,7 +209,7 @@ def test_bf16_autocast_cpu_runs_the_gemms_in_bf16(batch: int, grad: bool) -> Non
 @pytest.mark.parametrize("paddings", [("c", "r"), ("zeros",), ("c", "z", "r", "c"), ("c:r",)])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
 def test_stacked_fused_and_tapwise_paths_agree(monkeypatch, paddings: tuple[str, ...], kernel: int) -> None:
-    """The per-branch GEMM of small batches, the fused groups and the tapwise path agree, values and gradients."""
+    """The per-branch GEMM of small batches, the fused base and bands and the tapwise path agree, values and gradients."""
     torch.manual_seed(kernel)
     layer = DGridConv(4, 6, kernel, (5, 5), paddings)
     x, alpha = torch.randn(6, 4, 5, 5), torch.rand(6, kernel * kernel, 5, 5)

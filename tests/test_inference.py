@@ -37,7 +37,7 @@ def poses(batch: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 17, 2, generator=torch.Generator().manual_seed(seed)) * 0.3
 
 
-@pytest.mark.parametrize("batch", [1, 8, 60])  # the stacked path, and the fused groups from 17 poses on
+@pytest.mark.parametrize("batch", [1, 8, 60])  # the stacked path, and the fused one from 9 poses on
 @pytest.mark.parametrize("overrides", [
     {}, {"model": "gridconv"}, {"paddings": ("zeros",)}, {"paddings": ("c", "z", "r", "c")}, {"sgt": "autogrids"},
 ], ids=["dgridconv", "static", "zeros", "four-branches", "autogrids"])
