@@ -180,7 +180,8 @@ def fused_terms(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequenc
     h, p = grid_shape
     r, kk, hp = kernel_size // 2, kernel_size**2, h * p
     rows, cols = np.divmod(np.arange(hp), p)
-    base_h, base_v = _axis_modes(_base_mode(paddings))
+    base_mode = _base_mode(paddings)
+    base_h, base_v = _axis_modes(base_mode)
 
     def cell(i: np.ndarray, j: np.ndarray) -> np.ndarray:
         return np.where((i >= 0) & (i < h) & (j >= 0) & (j < p), i * p + j, hp)
@@ -210,7 +211,7 @@ def fused_terms(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequenc
             sources=np.stack([pairs for _, _, pairs in terms], 1).reshape(-1, 2),
             alpha_index=(np.array([k for _, k, _ in terms]) * hp + index[:, None]).reshape(-1),
         ))
-    return FusedTerms(_base_mode(paddings), base.reshape(-1), (np.arange(kk) * hp + np.arange(hp)[:, None]).reshape(-1),
+    return FusedTerms(base_mode, base.reshape(-1), (np.arange(kk) * hp + np.arange(hp)[:, None]).reshape(-1),
                       tuple(bands))
 
 
@@ -396,7 +397,8 @@ class GridConv(nn.Module):
         terms = fused_terms(self.grid_shape, kernel_size, self.paddings)
         self.base_mode, self.term_count = terms.base_mode, terms.count
         self.band_shapes = tuple((len(band.cells), len(band.taps)) for band in terms.bands)
-        bands = [*terms.bands, Band(*(np.zeros((0, *shape), dtype=np.int64) for shape in ((), (), (2,), ())))]
+        empty = Band(*(np.zeros((0, *shape), dtype=np.int64) for shape in ((), (), (2,), ())))
+        bands = [*terms.bands, empty]  # an empty band keeps the concatenations below defined without bands
         buffers = {
             "base_sources": torch.from_numpy(terms.base_sources[:, None]),
             "band_sources": torch.from_numpy(np.concatenate([b.sources for b in bands])),
