@@ -46,7 +46,7 @@ Autocast, graph capture and torch.compile keep ``torch.matmul``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -574,17 +574,16 @@ class GridConv(nn.Module):
         gather = cells.device.type == "cpu" and eager()
         blocked = gather and not torch.is_grad_enabled()
 
-        def patches(term: int, cells_per_sample: int) -> list[tuple[slice, Tensor]]:
-            """Term set ``term`` (0 the base, then the bands) gathered in blocks of about CPU_BLOCK_CELLS rows."""
+        def patches(term: int, cells_per_sample: int) -> Iterator[tuple[slice, Tensor]]:
+            """Term set ``term`` (0 the base, then the bands), gathered block by block of about CPU_BLOCK_CELLS rows
+            as the GEMMs consume them."""
             step = max(1, CPU_BLOCK_CELLS // cells_per_sample) if blocked else b
-            blocks = []
             for start in range(0, b, step):
                 at = slice(start, min(b, start + step))
                 a = alphas[term] if alphas[term] is None or step >= b else alphas[term][at]
                 block = table if step >= b else table[at]
-                blocks.append((at, _ScaledGather.apply(block, sources[term], selects[term], a) if gather
-                               else torch.matmul(selects[term] if a is None else a[:, :, None] * selects[term], block)))
-            return blocks
+                yield at, (_ScaledGather.apply(block, sources[term], selects[term], a) if gather
+                           else torch.matmul(selects[term] if a is None else a[:, :, None] * selects[term], block))
 
         last = "none" if self.band_shapes else activation  # with bands, the activation follows their sum
         parts = [gemm(p.reshape(-1, kk * c), kernels[0], bias, last) for _, p in patches(0, hp)]
