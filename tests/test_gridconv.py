@@ -222,7 +222,9 @@ def test_stacked_fused_and_tapwise_paths_agree(monkeypatch, paddings: tuple[str,
         layer.zero_grad(set_to_none=True)
         out = layer(xx, KernelScale(aa))
         out.pow(2).sum().backward()
-        results.append([out, xx.grad, aa.grad, *(w.grad for w in layer.branch_weights()), layer(x)])
+        with torch.no_grad():  # without autograd: the CPU blocks
+            blocked = layer(x, KernelScale(alpha))
+        results.append([out, xx.grad, aa.grad, *(w.grad for w in layer.branch_weights()), layer(x), blocked])
     for stacked, fused, tapwise in zip(*results):
         torch.testing.assert_close(stacked, fused, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(stacked, tapwise, atol=1e-5, rtol=1e-5)
