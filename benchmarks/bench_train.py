@@ -4,8 +4,9 @@ Ours: ``gridconv_core.train.train`` itself (tensors on the device, batched by in
 Beside it, in the same run, an emulation of the authors' pipeline: a ``Dataset`` whose ``__getitem__``
 applies the SGT per sample in numpy, a ``DataLoader`` with ``num_workers=0`` collating the batch, then
 a step of the same network with the authors' unfold-style D-GridConv (``bench_model.unfold_convolve``).
-The pipelines run in turn for ``--rounds`` rounds (the machine drifts); each figure is its median over the rounds
-and each ratio the median of the ratios within a round. Prints samples/s, the ratios, the ceiling (our fp32 step's
+Each pipeline times ``--steps`` steps after one warm-up step (ours through a callback that reads the clock at its
+first and last steps only). The pipelines run in turn for ``--rounds`` rounds (the machine drifts); each figure is
+its median over the rounds and each ratio the median of the ratios within a round. Prints samples/s, the ratios, the ceiling (our fp32 step's
 dense GEMMs alone, replayed: what the pipeline would run if everything else were free), and the time of one full
 Human3.6M training epoch: 1,559,752 poses (S1, S5, S6, S7, S8 x 4 cameras, the standard 5-subject split; the
 count of the shared data's frames is printed beside it). ``--h36m`` trains on the real shared data. On CUDA
@@ -38,7 +39,7 @@ from gridconv_core.io import atomic_write_text
 from gridconv_core.data import h36m_root
 from gridconv_core.layout_families import handcrafted
 from gridconv_core.model import build_model
-from gridconv_core.train import TrainConfig, load_splits, train
+from gridconv_core.train import Callback, TrainConfig, load_splits, train
 
 H36M_TRAIN_POSES = 1_559_752
 """Training poses of one epoch of the standard 5-subject split (S1, S5, S6, S7, S8, 4 cameras)."""
@@ -70,10 +71,26 @@ class OfficialStyleDataset(Dataset):
         return self.pose2d[i], grid.astype(np.float32), self.pose3d[i]
 
 
+class _StepClock(Callback):
+    """Times our pipeline from the end of its first step to the end of its last, as :func:`official_style` is timed
+    (the first step is warm-up); on CUDA it waits for the device at those two steps only."""
+
+    def __init__(self, steps: int, device: torch.device) -> None:
+        self.steps, self.device, self.marks = steps, device, []
+
+    def on_batch_end(self, metrics: dict[str, object], model: torch.nn.Module) -> None:
+        if metrics["step"] in (1, self.steps):
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.marks.append(time.perf_counter())
+
+
 def ours(config: TrainConfig, amp: str) -> float:
+    clock = _StepClock(config.max_steps_per_epoch, torch.device(config.device))
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(config.with_overrides({"out_dir": tmp, "amp": amp}))
-    return float(result.history[-1]["samples_per_s"])
+        train(config.with_overrides({"out_dir": tmp, "amp": amp}), callbacks=[clock])
+    first, last = clock.marks
+    return (config.max_steps_per_epoch - 1) * config.batch_size / (last - first)
 
 
 def official_style(config: TrainConfig, steps: int, device: torch.device) -> float:
@@ -128,7 +145,7 @@ def main() -> None:
     data = ({"dataset": "h36m", "frame_step": 20, "test_frame_step": 2000} if args.h36m else
             {"synthetic_train": 200 * (args.steps + 2), "synthetic_val": 200, "synthetic_test": 200})
     config = TrainConfig().with_overrides({
-        **data, "name": "bench", "epochs": 1, "max_steps_per_epoch": args.steps, "progress": False,
+        **data, "name": "bench", "epochs": 1, "max_steps_per_epoch": args.steps + 1, "progress": False,
         "device": device.type, "batch_size": 200, "keep_freed_memory": heap_kept})
     pipelines: dict[str, Callable[[], float]] = {
         "ours_fp32": lambda: ours(config, "none"), "ours_bf16": lambda: ours(config, "bf16"),

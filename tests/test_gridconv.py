@@ -39,9 +39,13 @@ def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None
                                       ("c:r",), ("r:c",), ("z:c",), ("c", "r", "c:r", "r:c")])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
 @pytest.mark.parametrize("grid", [(7, 5), (3, 6)])
-def test_fast_dgridconv_equals_naive(paddings: tuple[str, ...], kernel: int, grid: tuple[int, int]) -> None:
+@pytest.mark.parametrize("path", ["stacked", "fused"])
+def test_fast_dgridconv_equals_naive(monkeypatch, paddings: tuple[str, ...], kernel: int, grid: tuple[int, int],
+                                     path: str) -> None:
+    monkeypatch.setattr(gridconv, "SMALL_BATCH_CELLS", 10**9 if path == "stacked" else 0)
     torch.manual_seed(kernel)
     layer = DGridConv(4, 6, kernel, grid, paddings)
+    assert layer.path(3) == path
     x = torch.randn(3, 4, *grid)
     alpha = torch.rand(3, kernel * kernel, *grid)
     torch.testing.assert_close(layer(x, KernelScale(alpha)), naive_dgridconv(layer, x, alpha), atol=1e-5, rtol=1e-5)
@@ -67,7 +71,7 @@ def test_fast_dgridconv_gradients_equal_naive(paddings: tuple[str, ...]) -> None
 
 
 @pytest.mark.parametrize("paddings", [("c", "r"), ("c",), ("c", "z"), ("c", "r", "z", "c"), ("c:r", "r:c"), ("r", "z")])
-@pytest.mark.parametrize("grid, kernel", [((5, 5), 3), ((3, 6), 5)])
+@pytest.mark.parametrize("grid, kernel", [((5, 5), 3), ((3, 6), 5), ((1, 7), 3), ((2, 2), 5)])
 def test_fused_terms_rebuild_every_branch_tap(paddings: tuple[str, ...], grid: tuple[int, int], kernel: int) -> None:
     """Base plus bands equals sum_n sum_k w_nk x[source] on scalar features, cell by cell (module doc of gridconv)."""
     modes = normalise_paddings(paddings)
