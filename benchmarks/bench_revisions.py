@@ -7,7 +7,7 @@ this is how two versions of the same module are compared. In each child, with fr
 ``no_grad`` eval inference at each of ``--batches``. Figures are medians over the calls and then over the children of
 a revision; each ratio ``B / A`` of speed is the median of the ratios of children run side by side.
 
-    .venv/bin/python benchmarks/bench_revisions.py OLD [NEW] [--children 3] [--steps 8] [--batches 1,1000]
+    .venv/bin/python benchmarks/bench_revisions.py OLD [NEW] [--children 3] [--steps 8] [--batches 1,1000] [--paddings c,z]
 
 ``NEW`` defaults to the working tree (``.``). Results go to ``results/bench_revisions_cpu.json``.
 """
@@ -41,8 +41,9 @@ def export(revision: str, folder: Path) -> Path:
     return target
 
 
-def child(train_batch: int, batches: list[int], steps: int) -> dict[str, float]:
-    """One process, one revision: median ms of each call, timed in turn."""
+def child(train_batch: int, batches: list[int], steps: int, paddings: str) -> dict[str, float]:
+    """One process, one revision: median ms of each call, timed in turn (``paddings``: the branches, e.g. ``c,z``;
+    empty: the default network)."""
     import torch
     from torch.nn import functional as F
 
@@ -52,11 +53,12 @@ def child(train_batch: int, batches: list[int], steps: int) -> dict[str, float]:
 
     keep_freed_memory()
     torch.manual_seed(0)
-    model = build_model()
+    overrides = {"paddings": tuple(paddings.split(","))} if paddings else {}
+    model = build_model(**overrides)
     joints = model.skeleton.num_joints
     x, target = torch.randn(train_batch, joints, 2) * 0.3, torch.randn(train_batch, joints, 3) * 0.2
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    eval_model = build_model().eval()
+    eval_model = build_model(**overrides).eval()
     inputs = {b: torch.randn(b, joints, 2) * 0.3 for b in batches}
 
     def train_step() -> None:
@@ -92,12 +94,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="timed turns per process")
     ap.add_argument("--train-batch", type=int, default=200)
     ap.add_argument("--batches", default="1,1000", help="inference batch sizes")
+    ap.add_argument("--paddings", default="", help="padding branches of every grid convolution, e.g. c,z (Table D)")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_revisions_cpu.json")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     if args.child:
-        print(json.dumps(child(args.train_batch, batches, args.steps)))
+        print(json.dumps(child(args.train_batch, batches, args.steps, args.paddings)))
         return
     if args.old is None:
         ap.error("name the revision to compare against, e.g. HEAD~1")
@@ -110,7 +113,8 @@ def main() -> None:
                 env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", "--steps", str(args.steps), "--train-batch",
-                     str(args.train_batch), "--batches", args.batches], capture_output=True, text=True, env=env)
+                     str(args.train_batch), "--batches", args.batches, "--paddings", args.paddings],
+                    capture_output=True, text=True, env=env)
                 if out.returncode:
                     raise SystemExit(f"bench_revisions: the child for {revisions[key]!r} failed: "
                                      f"{(out.stderr.strip().splitlines() or ['no output'])[-1]}")
@@ -123,7 +127,8 @@ def main() -> None:
 
     calls = [k for k in runs["A"][0] if k != "package"]
     result: dict[str, object] = {
-        "machine": machine(torch.device("cpu")), "revisions": revisions, "children": args.children,
+        "machine": machine(torch.device("cpu")), "revisions": revisions, "paddings": args.paddings or "default",
+        "children": args.children,
         "steps": args.steps, "ms": {key: {c: statistics.median(r[c] for r in rs) for c in calls}
                                     for key, rs in runs.items()},
         "speedup_b_over_a": {c: statistics.median(a[c] / b[c] for a, b in zip(runs["A"], runs["B"])) for c in calls},
