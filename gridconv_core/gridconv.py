@@ -18,6 +18,14 @@ gives ``G[b] = alpha * T``, ``patches[b] = G[b] @ X[b]``, and one GEMM ``patches
 band, whose sums are added at the band's cells. On CPU the base and the bands run in cache-sized blocks of
 samples and ``G @ X`` is a row gather scaled by ``alpha`` (:class:`_ScaledGather`, the same product without the
 GEMM); on CUDA and under graph capture it stays a GEMM.
+
+Zero padding makes the bands cancel terms that vanish: for (c, z), the paper's detected-input setting, 285 terms
+where the cell groups (:func:`cell_groups`) need 225. Groups merge the branches that read the same cell at a tap and
+drop vanishing terms, and the cells with the same term list share one GEMM with merged kernels ``(T_g * C_in,
+C_out)`` (for 5x5, 3x3: interior, four edges, four corners). Their kernels are large (21 MB per 256-channel layer
+for (c, z), 30 MB for (c, r)) and a GEMM to build, which costs in every training step, so only inference without
+autograd runs them (the ``"grouped"`` path, kernels cached), and only where they save at least a tenth of the terms
+(:data:`GROUPS_AT`).
 Grids are channels-first ``(B, C, H, P)``; outputs are channels-last in memory, so the next
 layer reads them without a copy.
 
@@ -57,7 +65,8 @@ from torch.nn import functional as F
 from .attention import KernelScale
 from .errors import ConfigError, InputError
 
-__all__ = ["AXIS_MODES", "PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "eager", "GridConv", "DGridConv"]
+__all__ = ["AXIS_MODES", "PADDING_MODES", "normalise_paddings", "tap_sources", "fused_terms", "cell_groups", "eager",
+           "GridConv", "DGridConv"]
 
 AXIS_MODES = ("circular", "replicate", "zeros")
 PADDING_MODES = AXIS_MODES + tuple(f"{h}:{v}" for h in AXIS_MODES for v in AXIS_MODES if h != v)
@@ -69,6 +78,9 @@ TAPWISE_RATIO = 4
 doc): it gathers ``C_out`` instead of ``C_in`` values per tap and builds no patch matrix."""
 CPU_BLOCK_CELLS = 1250
 """Grid cells (samples x H x P) per block on CPU: keeps the patch matrix of a block in cache."""
+GROUPS_AT = 0.9
+"""Inference without autograd runs the cell groups instead of base and bands when they have at most this fraction of
+the terms (module doc): (c, z) 225 against 285 (0.79), while (c, r)'s 281 against 285 keep the bands."""
 SMALL_BATCH_CELLS = 200
 """Up to this many grid cells per call run the unfused per-branch GEMM (module doc). Measured crossover of the default
 network, packed oneDNN kernels, 2-core AMD EPYC, stacked vs fused (poses of 25 cells, medians): 4 poses 6.71 vs
@@ -215,6 +227,61 @@ def fused_terms(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequenc
                       tuple(bands))
 
 
+class CellGroups(NamedTuple):
+    """Eq. 8 with branches merged where they read the same cell, cells grouped by term list (module doc).
+
+    Cells are listed group by group (``cells``, ``group_cells[g]`` of them per group). Group ``g`` has
+    ``group_terms[g]`` terms, each a tap ``k`` and the branches reading one source cell through it; ``combine``
+    ``(sum_g T_g, N*K*K)`` sums those branches' tap kernels, ``sources`` ``(sum_g M_g*T_g,)`` lists each cell's source
+    per term and ``alpha_index`` the matching tap factor ``k * HP + p``.
+    """
+
+    cells: np.ndarray
+    group_cells: tuple[int, ...]
+    group_terms: tuple[int, ...]
+    combine: np.ndarray
+    sources: np.ndarray
+    alpha_index: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return sum(m * t for m, t in zip(self.group_cells, self.group_terms))
+
+
+def cell_groups(grid_shape: tuple[int, int], kernel_size: int, paddings: Sequence[str]) -> CellGroups:
+    """Group the grid cells by their term signature (per tap: the branches partitioned by source cell); terms of
+    zero padding that read outside the grid vanish."""
+    src = tap_sources(grid_shape, kernel_size, paddings)
+    hp, n_branch, kk = src.shape
+    groups: dict[tuple[tuple[int, tuple[int, ...]], ...], list[int]] = {}
+    cell_sources: list[list[int]] = []
+    for cell in range(hp):
+        signature, sources = [], []
+        for k in range(kk):
+            for q in dict.fromkeys(int(s) for s in src[cell, :, k] if s >= 0):  # distinct, in branch order
+                signature.append((k, tuple(n for n in range(n_branch) if src[cell, n, k] == q)))
+                sources.append(q)
+        groups.setdefault(tuple(signature), []).append(cell)
+        cell_sources.append(sources)
+    combine, sources, alpha_index = [], [], []
+    for signature, cells in groups.items():
+        for k, branches in signature:
+            row = np.zeros(n_branch * kk, dtype=np.float32)
+            row[[n * kk + k for n in branches]] = 1.0
+            combine.append(row)
+        for cell in cells:
+            sources += cell_sources[cell]
+            alpha_index += [k * hp + cell for k, _ in signature]
+    return CellGroups(
+        cells=np.array([c for cells in groups.values() for c in cells], dtype=np.int64),
+        group_cells=tuple(len(cells) for cells in groups.values()),
+        group_terms=tuple(len(signature) for signature in groups),
+        combine=np.stack(combine),
+        sources=np.array(sources, dtype=np.int64),
+        alpha_index=np.array(alpha_index, dtype=np.int64),
+    )
+
+
 class PackedKernel(NamedTuple):
     """A ``(K, N)`` kernel reordered for oneDNN's CPU GEMM; only eval-mode caches hold one (module doc)."""
 
@@ -308,6 +375,20 @@ def _scaled_rows(table: Tensor, index: Tensor, weights: Tensor) -> Tensor:
     return F.embedding_bag(index, table, mode="sum", per_sample_weights=weights.to(table.dtype))
 
 
+def _gather_rows(block: Tensor, sources: Tensor, alpha: Tensor | None) -> Tensor:
+    """The rows of :class:`_ScaledGather` (its forward, which the grouped path runs alone, without autograd)."""
+    (n, hp, c), (rows, reads) = block.shape, sources.shape
+    index = (torch.arange(n, device=block.device)[:, None, None] * hp + sources).view(n * rows, reads)
+    table = block.reshape(n * hp, c)
+    if reads == 1 and alpha is None:
+        patches = table.index_select(0, index.view(-1))
+    else:
+        signs = torch.tensor([1.0, -1.0], dtype=table.dtype, device=table.device)[:reads]
+        patches = _scaled_rows(table, index, signs.expand(n * rows, reads) if alpha is None
+                               else alpha.reshape(-1, 1).to(table.dtype) * signs)
+    return patches.view(n, rows, c)
+
+
 class _ScaledGather(torch.autograd.Function):
     """A block's patches ``G @ X`` with ``G = alpha * T``, as a row gather (module doc).
 
@@ -323,17 +404,8 @@ class _ScaledGather(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, block: Tensor, sources: Tensor, select: Tensor, alpha: Tensor | None) -> Tensor:  # type: ignore[override]
-        (n, hp, c), (rows, reads) = block.shape, sources.shape
-        index = (torch.arange(n, device=block.device)[:, None, None] * hp + sources).view(n * rows, reads)
-        table = block.reshape(n * hp, c)
-        if reads == 1 and alpha is None:
-            patches = table.index_select(0, index.view(-1))
-        else:
-            signs = torch.tensor([1.0, -1.0], dtype=table.dtype, device=table.device)[:reads]
-            patches = _scaled_rows(table, index, signs.expand(n * rows, reads) if alpha is None
-                                   else alpha.reshape(-1, 1).to(table.dtype) * signs)
         ctx.save_for_backward(block, select, alpha, sources)
-        return patches.view(n, rows, c)
+        return _gather_rows(block, sources, alpha)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
@@ -396,6 +468,9 @@ class GridConv(nn.Module):
         one_hot = np.eye(hp + 1, dtype=np.float32)[:, : hp + self.reads_zero_cell]
         terms = fused_terms(self.grid_shape, kernel_size, self.paddings)
         self.base_mode, self.term_count = terms.base_mode, terms.count
+        groups = cell_groups(self.grid_shape, kernel_size, self.paddings)
+        self.group_shapes = tuple(zip(groups.group_cells, groups.group_terms))
+        self.groups_for_inference = groups.count <= GROUPS_AT * terms.count  # e.g. (c, z): 225 against 285 terms
         self.band_shapes = tuple((len(band.cells), len(band.taps)) for band in terms.bands)
         empty = Band(*(np.zeros((0, *shape), dtype=np.int64) for shape in ((), (), (2,), ())))
         bands = [*terms.bands, empty]  # an empty band keeps the concatenations below defined without bands
@@ -409,6 +484,10 @@ class GridConv(nn.Module):
             "fused_select": torch.from_numpy(np.concatenate(  # T of the module doc, base rows then band rows (+1, -1)
                 [one_hot[terms.base_sources], *(one_hot[b.sources[:, 0]] - one_hot[b.sources[:, 1]] for b in bands)])),
             "branch_sources": torch.from_numpy(np.where(src < 0, hp, src).reshape(-1)),
+            "group_combine": torch.from_numpy(groups.combine),
+            "group_sources": torch.from_numpy(groups.sources[:, None]),
+            "group_alpha_index": torch.from_numpy(groups.alpha_index),
+            "group_cells": torch.from_numpy(groups.cells),
         }
         n_kk = len(self.paddings) * kernel_size**2  # tap product (q, n, k) is row q * N*K*K + n * K*K + k
         tapwise = src * n_kk + np.arange(n_kk).reshape(len(self.paddings), kernel_size**2)
@@ -447,7 +526,8 @@ class GridConv(nn.Module):
 
     def kernels(self, kind: str) -> Tensor | list[Tensor]:
         """The kernels of a path (:meth:`path`): :meth:`stacked_weights`, :meth:`tapwise_weights` or :meth:`fused_weights`."""
-        return {"stacked": self.stacked_weights, "tapwise": self.tapwise_weights, "fused": self.fused_weights}[kind]()
+        return {"stacked": self.stacked_weights, "tapwise": self.tapwise_weights, "fused": self.fused_weights,
+                "grouped": self.grouped_weights}[kind]()
 
     def eval_kernels(
         self, kind: str, scale: Tensor | None = None, dtype: torch.dtype | None = None, device_type: str = "cpu"
@@ -459,7 +539,7 @@ class GridConv(nn.Module):
             scale = scale.repeat(len(self.paddings) * self.kernel_size**2)
         kernels = [eval_kernel(w if scale is None else w * scale, dtype, device_type)
                    for w in (weights if isinstance(weights, list) else [weights])]
-        return kernels if kind == "fused" else kernels[0]
+        return kernels if kind in ("fused", "grouped") else kernels[0]
 
     def _cached(self, kind: str, device_type: str) -> Any:
         """The ``"bias"`` or the kernels of a path (:meth:`kernels`) for a call, kept between calls in eval mode without
@@ -491,12 +571,21 @@ class GridConv(nn.Module):
         taps = stacked.reshape(n * self.kernel_size**2, -1).index_select(0, self.band_taps)
         return [base, *(w.reshape(-1, self.out_channels) for w in taps.split([t for _, t in self.band_shapes]))]
 
+    def grouped_weights(self) -> list[Tensor]:
+        """Per cell group, the merged kernel of each term stacked over input channels, ``(T_g * C_in, C_out)``."""
+        stacked = self.stacked_weights().reshape(len(self.paddings) * self.kernel_size**2, -1)
+        merged = torch.matmul(self.group_combine.to(stacked.dtype), stacked)
+        return [w.reshape(-1, self.out_channels) for w in merged.split([t for _, t in self.group_shapes])]
+
     def path(self, batch: int) -> str:
         """How a call on ``batch`` samples runs (module doc): ``"tapwise"`` for layers with few output channels,
-        else ``"stacked"`` for small batches and ``"fused"`` (base and bands) above :data:`SMALL_BATCH_CELLS`."""
+        else ``"stacked"`` for small batches and above :data:`SMALL_BATCH_CELLS` ``"fused"`` (base and bands), or
+        ``"grouped"`` without autograd where the cell groups have fewer terms."""
         if TAPWISE_RATIO * self.out_channels <= self.in_channels:
             return "tapwise"
-        return "fused" if batch * self.grid_shape[0] * self.grid_shape[1] > SMALL_BATCH_CELLS else "stacked"
+        if batch * self.grid_shape[0] * self.grid_shape[1] <= SMALL_BATCH_CELLS:
+            return "stacked"
+        return "grouped" if self.groups_for_inference and not torch.is_grad_enabled() and eager() else "fused"
 
     def convolve_cells(
         self,
@@ -512,7 +601,8 @@ class GridConv(nn.Module):
         ``alpha`` ``(B, K*K * HP)`` tap factors or ``None``. ``bias`` ``(C_out,)`` and the activation
         (:data:`ACTIVATIONS`) are applied in the GEMMs (oneDNN post-ops for packed kernels).
         """
-        run = {"stacked": self._branches, "tapwise": self._tapwise, "fused": self._fused}[self.path(cells.shape[0])]
+        run = {"stacked": self._branches, "tapwise": self._tapwise, "fused": self._fused,
+               "grouped": self._grouped}[self.path(cells.shape[0])]
         return run(cells, alpha, kernels, bias, activation)  # type: ignore[operator]
 
     def _convolve(self, x: Tensor, scale: KernelScale | None) -> Tensor:
@@ -596,6 +686,29 @@ class GridConv(nn.Module):
         if last == activation:
             return out
         return _IN_PLACE[activation](out) if blocked else _epilogue(out, None, activation)
+
+    def _grouped(
+        self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,
+        activation: str,
+    ) -> Tensor:
+        """The cell groups of the module doc, without autograd -> ``(B, HP, C_out)``: each group in cache-sized blocks
+        of samples, bias and activation in its GEMMs (every cell is in one group), its rows copied into place."""
+        b, hp, c = cells.shape
+        rows = [m * t for m, t in self.group_shapes]
+        alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.group_alpha_index).split(rows, 1)
+        out = None
+        groups = zip(self.group_shapes, self.group_sources.split(rows), alphas, kernels,
+                     self.group_cells.split([m for m, _ in self.group_shapes]))
+        for (m, t), sources, a, kernel, cells_at in groups:
+            step = max(1, CPU_BLOCK_CELLS // m)
+            for start in range(0, b, step):
+                stop = min(b, start + step)
+                patches = _gather_rows(cells[start:stop], sources, None if a is None else a[start:stop])
+                part = gemm(patches.reshape(-1, t * c), kernel, bias, activation)
+                out = part.new_empty(b * hp, self.out_channels) if out is None else out
+                at = (torch.arange(start, stop, device=cells.device)[:, None] * hp + cells_at).view(-1)
+                out.index_copy_(0, at, part.to(out.dtype))
+        return out.view(b, hp, self.out_channels)
 
     def extra_repr(self) -> str:
         return (

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from gridconv_core.attention import KernelAttention, KernelScale, build_attention
 from gridconv_core import build_model, gridconv
-from gridconv_core.gridconv import DGridConv, GridConv, fused_terms, normalise_paddings, tap_sources
+from gridconv_core.gridconv import DGridConv, GridConv, cell_groups, fused_terms, normalise_paddings, tap_sources
 
 
 def pad_axis(x: torch.Tensor, mode: str, pad: tuple[int, int, int, int]) -> torch.Tensor:
@@ -39,17 +39,31 @@ def naive_dgridconv(layer: GridConv, x: torch.Tensor, alpha: torch.Tensor | None
                                       ("c:r",), ("r:c",), ("z:c",), ("c", "r", "c:r", "r:c")])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
 @pytest.mark.parametrize("grid", [(7, 5), (3, 6)])
-@pytest.mark.parametrize("path", ["stacked", "fused"])
+@pytest.mark.parametrize("path", ["stacked", "fused", "grouped"])
 def test_fast_dgridconv_equals_naive(monkeypatch, paddings: tuple[str, ...], kernel: int, grid: tuple[int, int],
                                      path: str) -> None:
+    """Every path against eq. 8 cell by cell; ``grouped`` runs without autograd, where the groups have fewer terms."""
     monkeypatch.setattr(gridconv, "SMALL_BATCH_CELLS", 10**9 if path == "stacked" else 0)
     torch.manual_seed(kernel)
     layer = DGridConv(4, 6, kernel, grid, paddings)
-    assert layer.path(3) == path
     x = torch.randn(3, 4, *grid)
     alpha = torch.rand(3, kernel * kernel, *grid)
-    torch.testing.assert_close(layer(x, KernelScale(alpha)), naive_dgridconv(layer, x, alpha), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(layer(x), naive_dgridconv(layer, x, None), atol=1e-5, rtol=1e-5)
+    with torch.set_grad_enabled(path != "grouped"):
+        assert layer.path(3) == ("fused" if path == "grouped" and not layer.groups_for_inference else path)
+        torch.testing.assert_close(layer(x, KernelScale(alpha)), naive_dgridconv(layer, x, alpha), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(layer(x), naive_dgridconv(layer, x, None), atol=1e-5, rtol=1e-5)
+
+
+def test_inference_takes_the_cell_groups_where_they_have_fewer_terms() -> None:
+    """(c, z), the paper's detected-input setting: zero padding's terms vanish in the groups (225), while base and
+    bands cancel them (285); (c, r) has 281 against 285, where the bands' cheap kernels win."""
+    with_zeros = GridConv(8, 8, 3, (5, 5), ("c", "z"))
+    assert cell_groups((5, 5), 3, with_zeros.paddings).count == 225 and with_zeros.term_count == 285
+    assert cell_groups((5, 5), 3, normalise_paddings(("c", "r"))).count == 281
+    assert with_zeros.groups_for_inference and not GridConv(8, 8, 3, (5, 5), ("c", "r")).groups_for_inference
+    assert with_zeros.path(40) == "fused"  # autograd on: training keeps base and bands
+    with torch.no_grad():
+        assert with_zeros.path(40) == "grouped" and with_zeros.path(8) == "stacked"
 
 
 @pytest.mark.parametrize("paddings", [("zeros",), ("c", "r"), ("c", "z", "r", "c"), ("c:r", "r:c")])

@@ -37,10 +37,11 @@ def poses(batch: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 17, 2, generator=torch.Generator().manual_seed(seed)) * 0.3
 
 
-@pytest.mark.parametrize("batch", [1, 8, 60])  # the stacked path, and the fused one from 9 poses on
+@pytest.mark.parametrize("batch", [1, 8, 60])  # the stacked path, and from 9 poses on the fused or the grouped one
 @pytest.mark.parametrize("overrides", [
-    {}, {"model": "gridconv"}, {"paddings": ("zeros",)}, {"paddings": ("c", "z", "r", "c")}, {"sgt": "autogrids"},
-], ids=["dgridconv", "static", "zeros", "four-branches", "autogrids"])
+    {}, {"model": "gridconv"}, {"paddings": ("zeros",)}, {"paddings": ("c", "z")}, {"paddings": ("c", "z", "r", "c")},
+    {"sgt": "autogrids"},
+], ids=["dgridconv", "static", "zeros", "detected-c-z", "four-branches", "autogrids"])
 def test_folded_network_equals_the_modules(monkeypatch, batch: int, overrides: dict) -> None:
     model = trained_like(**overrides)
     x = poses(batch)
