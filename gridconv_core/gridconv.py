@@ -691,16 +691,17 @@ class GridConv(nn.Module):
         self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,
         activation: str,
     ) -> Tensor:
-        """The cell groups of the module doc, without autograd -> ``(B, HP, C_out)``: each group in cache-sized blocks
-        of samples, bias and activation in its GEMMs (every cell is in one group), its rows copied into place."""
+        """The cell groups of the module doc, without autograd -> ``(B, HP, C_out)``: each group (on CPU in cache-sized
+        blocks of samples) gathered and multiplied with bias and activation in its GEMM (every cell is in one group),
+        its rows copied into place."""
         b, hp, c = cells.shape
         rows = [m * t for m, t in self.group_shapes]
         alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.group_alpha_index).split(rows, 1)
-        out = None
+        out: Tensor | None = None
         groups = zip(self.group_shapes, self.group_sources.split(rows), alphas, kernels,
                      self.group_cells.split([m for m, _ in self.group_shapes]))
         for (m, t), sources, a, kernel, cells_at in groups:
-            step = max(1, CPU_BLOCK_CELLS // m)
+            step = max(1, CPU_BLOCK_CELLS // m) if cells.device.type == "cpu" else b
             for start in range(0, b, step):
                 stop = min(b, start + step)
                 patches = _gather_rows(cells[start:stop], sources, None if a is None else a[start:stop])
@@ -708,6 +709,7 @@ class GridConv(nn.Module):
                 out = part.new_empty(b * hp, self.out_channels) if out is None else out
                 at = (torch.arange(start, stop, device=cells.device)[:, None] * hp + cells_at).view(-1)
                 out.index_copy_(0, at, part.to(out.dtype))
+        assert out is not None  # the path runs above SMALL_BATCH_CELLS: at least one block
         return out.view(b, hp, self.out_channels)
 
     def extra_repr(self) -> str:
