@@ -432,6 +432,17 @@ def eager() -> bool:
     return not (_capturing() or torch.compiler.is_compiling())
 
 
+def _sample_blocks(batch: int, cells_per_sample: int, blocked: bool) -> list[slice]:
+    """The samples in blocks of about :data:`CPU_BLOCK_CELLS` rows of ``cells_per_sample`` each, or one block."""
+    step = max(1, CPU_BLOCK_CELLS // cells_per_sample) if blocked else batch
+    return [slice(start, min(batch, start + step)) for start in range(0, batch, step)]
+
+
+def _term_alphas(alpha: Tensor | None, index: Tensor, rows: list[int]) -> list[Tensor | None]:
+    """Each term set's tap factors ``(B, rows[i])``, picked from the flattened ``alpha`` by ``index`` (``None``: 1)."""
+    return [None] * len(rows) if alpha is None else list(alpha.index_select(1, index).split(rows, 1))
+
+
 class GridConv(nn.Module):
     """Vanilla GridConv, eq. 6: ``D_out = W * D_in`` on an ``H x P`` grid, summed over padding branches.
 
@@ -467,7 +478,7 @@ class GridConv(nn.Module):
         self.reads_zero_cell = bool((src < 0).any())  # then every path reads an appended zero cell, index hp
         one_hot = np.eye(hp + 1, dtype=np.float32)[:, : hp + self.reads_zero_cell]
         terms = fused_terms(self.grid_shape, kernel_size, self.paddings)
-        self.base_mode, self.term_count = terms.base_mode, terms.count
+        self.term_count = terms.count
         groups = cell_groups(self.grid_shape, kernel_size, self.paddings)
         self.group_shapes = tuple(zip(groups.group_cells, groups.group_terms))
         self.groups_for_inference = groups.count <= GROUPS_AT * terms.count  # e.g. (c, z): 225 against 285 terms
@@ -660,18 +671,17 @@ class GridConv(nn.Module):
         rows = [hp * kk, *(m * t for m, t in self.band_shapes)]
         selects = self.fused_select.to(cells.dtype).split(rows)
         sources = [self.base_sources, *self.band_sources.split(rows[1:])]
-        alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.fused_alpha_index).split(rows, 1)
+        alphas = _term_alphas(alpha, self.fused_alpha_index, rows)
         gather = cells.device.type == "cpu" and eager()
         blocked = gather and not torch.is_grad_enabled()
 
         def patches(term: int, cells_per_sample: int) -> Iterator[tuple[slice, Tensor]]:
             """Term set ``term`` (0 the base, then the bands), gathered block by block of about CPU_BLOCK_CELLS rows
             as the GEMMs consume them."""
-            step = max(1, CPU_BLOCK_CELLS // cells_per_sample) if blocked else b
-            for start in range(0, b, step):
-                at = slice(start, min(b, start + step))
-                a = alphas[term] if alphas[term] is None or step >= b else alphas[term][at]
-                block = table if step >= b else table[at]
+            for at in _sample_blocks(b, cells_per_sample, blocked):
+                whole = at.stop - at.start == b
+                a = alphas[term] if alphas[term] is None or whole else alphas[term][at]
+                block = table if whole else table[at]
                 yield at, (_ScaledGather.apply(block, sources[term], selects[term], a) if gather
                            else torch.matmul(selects[term] if a is None else a[:, :, None] * selects[term], block))
 
@@ -696,19 +706,17 @@ class GridConv(nn.Module):
         its rows copied into place."""
         b, hp, c = cells.shape
         rows = [m * t for m, t in self.group_shapes]
-        alphas = [None] * len(rows) if alpha is None else alpha.index_select(1, self.group_alpha_index).split(rows, 1)
+        alphas = _term_alphas(alpha, self.group_alpha_index, rows)
         out: Tensor | None = None
         groups = zip(self.group_shapes, self.group_sources.split(rows), alphas, kernels,
                      self.group_cells.split([m for m, _ in self.group_shapes]))
         for (m, t), sources, a, kernel, cells_at in groups:
-            step = max(1, CPU_BLOCK_CELLS // m) if cells.device.type == "cpu" else b
-            for start in range(0, b, step):
-                stop = min(b, start + step)
-                patches = _gather_rows(cells[start:stop], sources, None if a is None else a[start:stop])
+            for at in _sample_blocks(b, m, cells.device.type == "cpu"):
+                patches = _gather_rows(cells[at], sources, None if a is None else a[at])
                 part = gemm(patches.reshape(-1, t * c), kernel, bias, activation)
                 out = part.new_empty(b * hp, self.out_channels) if out is None else out
-                at = (torch.arange(start, stop, device=cells.device)[:, None] * hp + cells_at).view(-1)
-                out.index_copy_(0, at, part.to(out.dtype))
+                rows_at = (torch.arange(at.start, at.stop, device=cells.device)[:, None] * hp + cells_at).view(-1)
+                out.index_copy_(0, rows_at, part.to(out.dtype))
         assert out is not None  # the path runs above SMALL_BATCH_CELLS: at least one block
         return out.view(b, hp, self.out_channels)
 
