@@ -115,13 +115,18 @@ def one_thread():
 
 
 def test_autogrids_learns_a_layout(one_thread) -> None:
+    """The loss falls and the gradient moves the hard layout (eq. 5's argmax), which a frozen ``S^prob`` keeps.
+
+    Whether the learnt layout then beats the frozen start on this toy is chaotic: over six seeds on a 2-core AVX2
+    EPYC the ratio of their held-out losses ran from 0.60 to 1.54 and the missing joints went up as often as down
+    (on an AVX512 EPYC seed 0 read 0.70 and 4 -> 2), so it is not asserted here; the layouts are compared on real
+    Human3.6M in ``benchmarks/h36m_budget_study.py``."""
     before, after, ag, start = _train(learn_layout=True)
-    _, frozen_after, _, _ = _train(learn_layout=False)
+    _, _, frozen, _ = _train(learn_layout=False)
     end = ag.layout()
     assert after < 0.5 * before  # the loss falls
     assert (end.index_grid() != start.index_grid()).sum() >= 5  # the hard layout changes
-    assert len(end.missing) < len(start.missing)  # it learns to hold the joints it lacked (A.3)
-    assert after < 0.7 * frozen_after  # and beats the same net trained on the frozen start layout
+    assert frozen.layout().cells == start.cells  # and only through the gradient: Gumbel noise alone moves nothing
 
 
 def test_checkpoints_from_before_the_sgt_interface_still_load() -> None:
