@@ -301,6 +301,19 @@ ONEDNN = _onednn_available()
 """Whether CPU GEMMs go through oneDNN (module doc); benchmarks and tests switch it off to compare."""
 
 
+def _onednn_bf16() -> bool:
+    """True when oneDNN has a bf16 GEMM on this CPU (AVX512 BW/VL/DQ or AVX-NE-CONVERT; not on AVX2 alone, where
+    packing a bf16 kernel raises)."""
+    try:
+        return ONEDNN and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+ONEDNN_PACKS = (torch.float32, *((torch.bfloat16,) if _onednn_bf16() else ()))
+"""The dtypes that eval caches pack for oneDNN on this CPU; other kernels stay plain for ``torch.matmul``."""
+
+
 def _pack(kernel: Tensor) -> PackedKernel:
     """Reorder a ``(K, N)`` kernel once for :func:`gemm` (oneDNN takes it as a ``(N, K)`` linear weight)."""
     return PackedKernel(torch.ops.mkldnn._reorder_linear_weight(kernel.t().contiguous()), kernel.dtype)
@@ -308,9 +321,9 @@ def _pack(kernel: Tensor) -> PackedKernel:
 
 def eval_kernel(kernel: Tensor, dtype: torch.dtype | None, device_type: str) -> Tensor | PackedKernel:
     """A ``(K, N)`` kernel as eval caches keep it for :func:`gemm`: in the autocast ``dtype`` if any, packed for
-    oneDNN on CPU (fp32 and bf16; oneDNN has no float64)."""
+    oneDNN on CPU in the dtypes it multiplies there (:data:`ONEDNN_PACKS`; never float64)."""
     kernel = kernel if dtype is None else kernel.to(dtype)
-    packable = device_type == "cpu" and ONEDNN and kernel.dtype in (torch.float32, torch.bfloat16)
+    packable = device_type == "cpu" and ONEDNN and kernel.dtype in ONEDNN_PACKS
     return _pack(kernel) if packable else kernel
 
 
