@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gridconv_core import KernelScale, build_model
-from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, resolve_amp
+from gridconv_core.amp import BF16_CPU_FLAGS, cpu_flags, native_bf16, resolve_amp
 from gridconv_core import gridconv, inference
 from gridconv_core.gridconv import DGridConv, tap_sources
 from gridconv_core.heap import keep_freed_memory
@@ -227,6 +227,16 @@ def swapped(model: torch.nn.Module, convolve: Callable[..., torch.Tensor]) -> to
     return other
 
 
+BF16_CHOICES = ("auto", "on", "off")
+
+
+def times_bf16(choice: str, device: torch.device) -> bool:
+    """Whether to time bf16 autocast: ``"auto"`` where the device multiplies bf16 natively (:func:`native_bf16`).
+    Elsewhere bf16 is emulated, about 90x slower than fp32 on a 2-core AVX2 EPYC (0.9 against 79 GFLOP/s per core
+    at 1024^2), and the authors' batch-1000 call alone would take minutes; ``"on"`` times it anyway."""
+    return choice == "on" or (choice == "auto" and native_bf16(device))
+
+
 def bf16(fn: Callable[[], object], device: torch.device) -> Callable[[], object]:
     """``fn`` under bf16 autocast."""
     def run() -> object:
@@ -245,6 +255,8 @@ def main() -> None:
                         help="CUDA: dense bf16 peak in TFLOP/s (H200: 790, as measured by issue 9); tf32 is taken as half")
     parser.add_argument("--default-heap", action="store_true",
                         help="leave glibc's malloc as it is (default: keep freed memory, as `gridconv` and training do)")
+    parser.add_argument("--bf16", default="auto", choices=BF16_CHOICES,
+                        help="time bf16 autocast: auto = where the device has native bf16 (default), on, off")
     args = parser.parse_args()
     heap_kept = not args.default_heap and keep_freed_memory()
     device = torch.device(args.device)
@@ -256,11 +268,12 @@ def main() -> None:
     model = build_model().to(device).eval()
     flops = flops_per_pose(model)
     fp32_gemm = gemm_gflops(device, torch.float32, reps)
-    bf16_gemm = gemm_gflops(device, torch.bfloat16, reps)
+    with_bf16 = times_bf16(args.bf16, device)
+    bf16_gemm = gemm_gflops(device, torch.bfloat16, reps) if with_bf16 else (math.nan, math.nan)
     onednn_gemm = onednn_gemm_gflops(reps) if device.type == "cpu" else (math.nan, math.nan)
     bound = fp32_gemm[0] * 1e9 / flops  # poses/s if every FLOP ran at the best fp32 GEMM rate
     res: dict[str, object] = {
-        "machine": machine(device), "device": str(device), "heap_kept": heap_kept, "repeats": reps,
+        "machine": machine(device), "device": str(device), "heap_kept": heap_kept, "repeats": reps, "bf16_timed": with_bf16,
         "gflop_per_pose": flops / 1e9,
         "gemm_gflops_fp32": fp32_gemm, "gemm_gflops_bf16": bf16_gemm, "gemm_bound_poses_s": bound,
         "gemm_gflops_fp32_onednn": onednn_gemm, "onednn_gemm_bound_poses_s": onednn_gemm[0] * 1e9 / flops,
@@ -273,7 +286,8 @@ def main() -> None:
         for batch in (int(b) for b in args.batches.split(",")):
             x = torch.randn(batch, 17, 2, device=device) * 0.3
             fns = {"ours_fp32": lambda x=x: model(x), "authors_fp32": lambda x=x: unfold(x)}
-            fns |= {"ours_bf16": bf16(fns["ours_fp32"], device), "authors_bf16": bf16(fns["authors_fp32"], device)}
+            if with_bf16:
+                fns |= {"ours_bf16": bf16(fns["ours_fp32"], device), "authors_bf16": bf16(fns["authors_fp32"], device)}
             fns["ours_fp32_modules"] = switched_off(inference, "ENABLED", fns["ours_fp32"])
             fns["ours_fp32_gemms_alone"], gemm_gflop[str(batch)] = gemms_alone(fns["ours_fp32"])
             if device.type == "cpu":
@@ -290,17 +304,20 @@ def main() -> None:
         res["infer_fp32_poses_s"] = tuple(1000 / t for t in times["fused"])
         res["infer_unfused_poses_s"] = tuple(1000 / t for t in times["unfused"])
         res["infer_unfold_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("authors_fp32", (math.nan,) * 2))
-        res["infer_bf16_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("ours_bf16", (math.nan,) * 2))
+        if with_bf16:
+            res["infer_bf16_poses_s"] = tuple(1e6 / t for t in latency.get("1000", {}).get("ours_bf16", (math.nan,) * 2))
         res["infer_gemms_alone_poses_s"] = tuple(
             1e6 / t for t in latency.get("1000", {}).get("ours_fp32_gemms_alone", (math.nan,) * 2))
         res["unfused_max_abs_diff"] = float((unfused(x) - ref).abs().max())
         res["unfold_max_abs_diff"] = float((unfold(x) - ref).abs().max())
-        res["bf16_max_abs_diff"] = float((bf16(lambda: model(x), device)().float() - ref).abs().max())
+        if with_bf16:
+            res["bf16_max_abs_diff"] = float((bf16(lambda: model(x), device)().float() - ref).abs().max())
 
     xt, target = x[:200], torch.randn(200, 17, 3, device=device) * 0.2
     steps = {name: adam_step(net.train(), xt, target)
              for name, net in (("train", model), ("train_unfused", unfused), ("train_unfold", unfold))}
-    steps["train_bf16"] = bf16(steps["train"], device)
+    if with_bf16:
+        steps["train_bf16"] = bf16(steps["train"], device)
     if device.type == "cpu":
         steps["train_blas"] = switched_off(gridconv, "ONEDNN", steps["train"])
     steps["train_gemms_alone"], res["train_gemms_gflop"] = gemms_alone(steps["train"])
@@ -312,7 +329,8 @@ def main() -> None:
         return best * flop_factor / bound, median * flop_factor / bound
 
     for key in ("infer_fp32", "infer_bf16", "infer_unfused", "infer_unfold", "infer_gemms_alone"):
-        res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s")
+        if f"{key}_poses_s" in res:
+            res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s")
     for key in ("train", "train_bf16", "train_unfused", "train_unfold", "train_blas", "train_gemms_alone"):
         if f"{key}_poses_s" in res:
             res[f"{key}_frac_gemm"] = frac(f"{key}_poses_s", 3.0)  # forward + 2x backward
@@ -321,7 +339,8 @@ def main() -> None:
         res["gpu_peak_tflops"] = {"bf16": args.peak_tflops, "tf32": args.peak_tflops / 2}
         for key, factor, dtype in (("infer_fp32", 1, "fp32"), ("infer_bf16", 1, "bf16"), ("train", 3, "fp32"),
                                    ("train_bf16", 3, "bf16")):
-            res[f"{key}_frac_gpu_peak"] = res[f"{key}_poses_s"][0] * flops * factor / peaks[dtype]  # type: ignore[index]
+            if f"{key}_poses_s" in res:
+                res[f"{key}_frac_gpu_peak"] = res[f"{key}_poses_s"][0] * flops * factor / peaks[dtype]  # type: ignore[index]
     for key, base in (("fused_vs_unfused", "infer_unfused"), ("fused_vs_unfold", "infer_unfold"),
                       ("train_fused_vs_unfused", "train_unfused"), ("train_fused_vs_unfold", "train_unfold"),
                       ("train_fused_vs_gemms_alone", "train_gemms_alone")):
@@ -329,6 +348,9 @@ def main() -> None:
         res[key] = tuple(o / b for o, b in zip(ours, res[f"{base}_poses_s"]))  # type: ignore[call-overload]
 
     def show(label: str, key: str, extra: str = "") -> None:
+        if f"{key}_poses_s" not in res:
+            print(f"{label:26s} not timed (--bf16 {args.bf16}; amp='auto' resolves to {res['machine']['amp_auto']!r} here)")  # type: ignore[index]
+            return
         (best, median), (fb, fm) = res[f"{key}_poses_s"], res[f"{key}_frac_gemm"]  # type: ignore[misc]
         gpu = f", {res[f'{key}_frac_gpu_peak']:.1%} of GPU peak" if f"{key}_frac_gpu_peak" in res else ""
         print(f"{label:26s} best {best:7.0f} / median {median:7.0f} poses/s  ({fb:.0%} / {fm:.0%} of GEMM bound{gpu}){extra}")
@@ -348,7 +370,7 @@ def main() -> None:
     print("fp32 latency as a fraction of its GEMMs alone, by batch: " +
           ", ".join(f"{b}: {f:.0%}" for b, f in res["latency_of_gemms_alone"].items()))  # type: ignore[attr-defined]
     show("inference fp32 (fused)", "infer_fp32")
-    show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res['bf16_max_abs_diff']:.2e}")
+    show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res.get('bf16_max_abs_diff', math.nan):.2e}")
     show("inference fp32 unfused", "infer_unfused", f", max diff {res['unfused_max_abs_diff']:.1e}")
     show("inference fp32 unfold", "infer_unfold", f", max diff {res['unfold_max_abs_diff']:.1e}")
     show("  its GEMMs alone", "infer_gemms_alone", f", {res['infer_gemms_gflop']:.1f} GFLOP per call")

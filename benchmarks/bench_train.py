@@ -33,7 +33,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 # the authors' layer is kept in bench_model
-from bench_model import adam_step, flops_per_pose, gemms_alone, machine, rate, swapped, unfold_convolve
+from bench_model import (BF16_CHOICES, adam_step, flops_per_pose, gemms_alone, machine, rate, swapped, times_bf16,
+                         unfold_convolve)
 from gridconv_core.heap import keep_freed_memory
 from gridconv_core.io import atomic_write_text
 from gridconv_core.data import h36m_root
@@ -137,6 +138,8 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, default=790.0, help="CUDA: dense bf16 peak in TFLOP/s (H200: 790)")
     ap.add_argument("--default-heap", action="store_true",
                     help="leave glibc's malloc as it is for every pipeline (default: keep freed memory)")
+    ap.add_argument("--bf16", default="auto", choices=BF16_CHOICES,
+                    help="time our bf16 pipeline: auto = where the device has native bf16 (default), on, off")
     args = ap.parse_args()
     heap_kept = not args.default_heap and keep_freed_memory()  # before any pipeline, so that all run alike
     device = torch.device(args.device)
@@ -151,6 +154,9 @@ def main() -> None:
         "ours_fp32": lambda: ours(config, "none"), "ours_bf16": lambda: ours(config, "bf16"),
         "official_style_fp32": lambda: official_style(config, args.steps, device),
         "ours_fp32_gemms_alone": lambda: gemm_ceiling(config, device)}
+    with_bf16 = times_bf16(args.bf16, device)
+    if not with_bf16:
+        del pipelines["ours_bf16"]
     rounds: dict[str, list[float]] = {name: [] for name in pipelines}
     for _ in range(args.rounds):  # in turn, so that the machine's drift hits every pipeline alike
         for name, run in pipelines.items():
@@ -164,11 +170,11 @@ def main() -> None:
     frames = h36m_frames_in_data()
     result = {
         "machine": machine(device), "device": device.type, "heap_kept": heap_kept, "batch": 200,
-        "data": "h36m" if args.h36m else "synthetic", "steps": args.steps, "rounds": args.rounds,
+        "data": "h36m" if args.h36m else "synthetic", "steps": args.steps, "rounds": args.rounds, "bf16_timed": with_bf16,
         "samples_per_s": {k: round(v, 1) for k, v in figures.items()},
         "samples_per_s_each_round": {k: [round(x, 1) for x in v] for k, v in rounds.items()},
         "ratio_ours_fp32_vs_official_style": ratio("ours_fp32"),
-        "ratio_ours_bf16_vs_official_style": ratio("ours_bf16"),
+        "ratio_ours_bf16_vs_official_style": ratio("ours_bf16") if with_bf16 else None,
         "ratio_gemms_alone_vs_official_style": ratio("ours_fp32_gemms_alone"),
         "ours_fp32_of_gemms_alone": ratio("ours_fp32", "ours_fp32_gemms_alone"),
         "h36m_epoch_poses": H36M_TRAIN_POSES, "h36m_epoch_poses_in_shared_data": frames,
@@ -178,7 +184,7 @@ def main() -> None:
     if device.type == "cuda":  # naive FLOPs (3x the forward's) against the tensor-core peaks
         flops = 3 * flops_per_pose(build_model(config.model))
         result["frac_gpu_peak"] = {"ours_fp32_vs_tf32": figures["ours_fp32"] * flops / (args.peak_tflops * 0.5e12),
-                                   "ours_bf16_vs_bf16": figures["ours_bf16"] * flops / (args.peak_tflops * 1e12)}
+                                   "ours_bf16_vs_bf16": figures.get("ours_bf16", float("nan")) * flops / (args.peak_tflops * 1e12)}
     print(json.dumps(result, indent=2))
     atomic_write_text(Path(__file__).parent / "results" / f"bench_train_{device.type}.json",
                       json.dumps(result, indent=2) + "\n")

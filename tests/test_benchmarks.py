@@ -1,5 +1,5 @@
 """benchmarks/bench_model.py's GEMM ceiling (issue 9): what it records and replays, counted from the layer shapes;
-bench_revisions.py's A/B of two revisions."""
+which CPUs it times bf16 on; bench_revisions.py's A/B of two revisions."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,8 @@ from gridconv_core.gridconv import GridConv
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-from bench_model import gemms_alone  # noqa: E402
+import gridconv_core.amp  # noqa: E402
+from bench_model import gemms_alone, times_bf16  # noqa: E402
 
 
 class _One(torch.nn.Module):
@@ -56,6 +57,17 @@ def test_counts_a_linear_with_bias_from_its_operands() -> None:
     replay, gflop = gemms_alone(lambda: torch.nn.functional.linear(a, w, bias))  # addmm
     assert gflop == pytest.approx(2 * 8 * 5 * 3 / 1e9)
     replay()
+
+
+@pytest.mark.parametrize(("flags", "native"), [({"avx2", "fma"}, False), ({"avx2", "avx512_bf16"}, True),
+                                               ({"amx_bf16", "amx_tile"}, True)])
+def test_bf16_is_timed_by_default_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch, flags: set[str],
+                                                            native: bool) -> None:
+    """Emulated bf16 (an AVX2 EPYC: 90x slower than fp32) would keep the benchmark busy for an hour."""
+    monkeypatch.setattr(gridconv_core.amp, "cpu_flags", lambda: frozenset(flags))
+    cpu = torch.device("cpu")
+    assert times_bf16("auto", cpu) is native
+    assert times_bf16("on", cpu) and not times_bf16("off", cpu)
 
 
 def test_revisions_are_exported_and_compared_in_their_own_processes(tmp_path: Path) -> None:
