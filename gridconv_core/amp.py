@@ -6,6 +6,7 @@ from ``/proc/cpuinfo``). Elsewhere bf16 is emulated and slower than fp32.
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -46,8 +47,12 @@ def resolve_amp(amp: str, device: torch.device | str) -> str:
 
 
 def autocast(amp: str, device: torch.device | str) -> AbstractContextManager[object]:
-    """The autocast context of ``amp`` on ``device`` (a no-op for fp32)."""
+    """The autocast context of ``amp`` on ``device`` (a no-op for fp32); warns when ``amp="bf16"`` asks for bf16
+    on a CPU that would emulate it."""
     device = torch.device(device)
+    if amp == "bf16" and device.type == "cpu" and not native_bf16(device):
+        warnings.warn("amp='bf16' on a CPU without AVX512-BF16 or AMX: bf16 is emulated there, far slower than fp32 "
+                      "(amp='auto' picks fp32)", stacklevel=2)
     if resolve_amp(amp, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()

@@ -1,6 +1,7 @@
 """``amp="auto"`` resolution (mocked hardware) and batch values only for callbacks that ask for them."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ def test_auto_on_cuda_follows_the_device(monkeypatch, available: bool, bf16: boo
     monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
     assert amp.resolve_amp("auto", "cuda") == expected
+
+
+@pytest.mark.parametrize(("flags", "warns"), [({"avx2"}, True), ({"avx512f", "avx512_bf16"}, False)])
+def test_bf16_on_request_warns_where_the_cpu_would_emulate_it(monkeypatch, flags: set[str], warns: bool) -> None:
+    monkeypatch.setattr(amp, "cpu_flags", lambda: frozenset(flags))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with amp.autocast("bf16", "cpu"):
+            assert torch.is_autocast_enabled("cpu")  # still what was asked for
+        with amp.autocast("auto", "cpu"), amp.autocast("none", "cpu"):
+            pass
+    assert [str(w.message).split(":")[0] for w in caught] == (["amp='bf16' on a CPU without AVX512-BF16 or AMX"]
+                                                             if warns else [])
 
 
 def test_amp_modes_are_validated() -> None:

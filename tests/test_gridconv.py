@@ -224,6 +224,21 @@ def test_bf16_autocast_cpu_runs_the_gemms_in_bf16(batch: int, grad: bool) -> Non
     assert grad or {k.dtype for k in cached_kernels(layer)} == {torch.bfloat16}
 
 
+@pytest.mark.parametrize("batch", [2, 60])
+def test_bf16_kernels_stay_plain_where_onednn_has_no_bf16_gemm(monkeypatch, batch: int) -> None:
+    """On AVX2 alone oneDNN cannot pack a bf16 kernel (it raises): eval caches keep it plain for ``torch.matmul``."""
+    monkeypatch.setattr(gridconv, "ONEDNN_PACKS", (torch.float32,))
+    torch.manual_seed(0)
+    layer = DGridConv(16, 16, 3, (5, 5)).eval()
+    x, alpha = torch.randn(batch, 16, 5, 5), torch.rand(batch, 9, 5, 5)
+    ref = uncached(layer, x, KernelScale(alpha))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x, KernelScale(alpha))
+    kernels = cached_kernels(layer)
+    assert kernels and all(isinstance(k, torch.Tensor) and k.dtype == torch.bfloat16 for k in kernels)
+    assert 1e-4 < (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
 @pytest.mark.parametrize("paddings", [("c", "r"), ("zeros",), ("c", "z", "r", "c"), ("c:r",)])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
 def test_stacked_fused_and_tapwise_paths_agree(monkeypatch, paddings: tuple[str, ...], kernel: int) -> None:
