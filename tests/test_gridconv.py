@@ -225,6 +225,26 @@ def test_bf16_autocast_cpu_runs_the_gemms_in_bf16(batch: int, grad: bool) -> Non
 
 
 @pytest.mark.parametrize("batch", [2, 60])
+def test_bf16_autocast_cpu_backward_is_close_to_fp32(batch: int) -> None:
+    """Training under bf16 autocast: the gradients of the features and of the tap factors (the row gather's backward
+    on the fused path) are within 2% of fp32's."""
+    torch.manual_seed(0)
+    layer = DGridConv(16, 16, 3, (5, 5))
+    x, alpha = torch.randn(batch, 16, 5, 5), torch.rand(batch, 9, 5, 5)
+
+    def grads(bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        xx, aa = x.clone().requires_grad_(), alpha.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = layer(xx, KernelScale(aa))
+        out.float().pow(2).sum().backward()
+        return xx.grad, aa.grad
+
+    for fp32, bf16 in zip(grads(False), grads(True)):
+        assert bf16.dtype == torch.float32
+        assert 1e-5 < (bf16 - fp32).abs().max() < 0.02 * fp32.abs().max()
+
+
+@pytest.mark.parametrize("batch", [2, 60])
 def test_bf16_kernels_stay_plain_where_onednn_has_no_bf16_gemm(monkeypatch, batch: int) -> None:
     """On AVX2 alone oneDNN cannot pack a bf16 kernel (it raises): eval caches keep it plain for ``torch.matmul``."""
     monkeypatch.setattr(gridconv, "ONEDNN_PACKS", (torch.float32,))
