@@ -717,16 +717,16 @@ class GridConv(nn.Module):
         parts = [gemm(p.reshape(-1, kk * c), kernels[0], bias, last) for _, p in patches(0, hp)]
         out = (parts[0] if len(parts) == 1 else torch.cat(parts)).view(b, hp, self.out_channels)
         band_cells = self.band_cells.split([m for m, _ in self.band_shapes])
-        whole: list[Tensor] = []  # unblocked: every band's sums at once, below
+        unblocked: list[Tensor] = []  # every band's sums at once, below
         for term, ((m, t), cells_at, kernel) in enumerate(zip(self.band_shapes, band_cells, kernels[1:]), 1):
             for at, p in patches(term, m):
                 sums = gemm(p.reshape(-1, t * c), kernel).view(-1, m, self.out_channels).to(out.dtype)
                 if blocked:
                     (out if at.stop - at.start == b else out[at]).index_add_(1, cells_at, sums)
                 else:
-                    whole.append(sums)
-        if whole:  # out of place: in place on the GEMM's view, autograd's backward copied the whole grid per band
-            out = out.index_add(1, self.band_cells, torch.cat(whole, 1))
+                    unblocked.append(sums)
+        if unblocked:  # out of place: in place on the GEMM's view, autograd's backward copied the whole grid per band
+            out = out.index_add(1, self.band_cells, torch.cat(unblocked, 1))
         if last == activation:
             return out
         return _IN_PLACE[activation](out) if blocked else _epilogue(out, None, activation)
