@@ -150,13 +150,11 @@ def main() -> None:
     config = TrainConfig().with_overrides({
         **data, "name": "bench", "epochs": 1, "max_steps_per_epoch": args.steps + 1, "progress": False,
         "device": device.type, "batch_size": 200, "keep_freed_memory": heap_kept})
+    with_bf16 = times_bf16(args.bf16, device)
     pipelines: dict[str, Callable[[], float]] = {
-        "ours_fp32": lambda: ours(config, "none"), "ours_bf16": lambda: ours(config, "bf16"),
+        "ours_fp32": lambda: ours(config, "none"), **({"ours_bf16": lambda: ours(config, "bf16")} if with_bf16 else {}),
         "official_style_fp32": lambda: official_style(config, args.steps, device),
         "ours_fp32_gemms_alone": lambda: gemm_ceiling(config, device)}
-    with_bf16 = times_bf16(args.bf16, device)
-    if not with_bf16:
-        del pipelines["ours_bf16"]
     rounds: dict[str, list[float]] = {name: [] for name in pipelines}
     for _ in range(args.rounds):  # in turn, so that the machine's drift hits every pipeline alike
         for name, run in pipelines.items():
