@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_reproduce.py"
@@ -67,13 +66,3 @@ def test_compiled_training_step_matches_eager(tmp_path) -> None:
     # Weights are not compared one by one: a conv bias before BN gets a ~0 gradient of pure rounding noise,
     # which Adam turns into full-size steps. The function the weights compute must agree.
     assert compiled.test["P1*"] == pytest.approx(eager.test["P1*"], rel=5e-3)  # measured 1.1e-3 apart
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_optimizer_is_fused() -> None:
-    from gridconv_core.model import build_model
-    from gridconv_core.train import TrainConfig
-    from gridconv_core.train.trainer import _optimizer
-
-    opt = _optimizer(build_model().cuda(), TrainConfig())
-    assert all(g["fused"] for g in opt.param_groups)
