@@ -297,6 +297,8 @@ def main() -> None:
         res["latency_ms"] = latency
         res["latency_of_gemms_alone"] = {  # the fraction of its ceiling that each batch reaches (medians, same turns)
             batch: row["ours_fp32_gemms_alone"][1] / row["ours_fp32"][1] for batch, row in latency.items()}
+        res["latency_speedup_vs_authors"] = {  # issue 9: never slower than the authors' network (medians, same turns)
+            batch: row["authors_fp32"][1] / row["ours_fp32"][1] for batch, row in latency.items()}
         x = torch.randn(1000, 17, 2, device=device) * 0.3
         ref = model(x)
         res["infer_gemms_gflop"] = gemm_gflop.get("1000", math.nan)
@@ -369,6 +371,9 @@ def main() -> None:
         print(f"  {batch:>5s} | {cells}")
     print("fp32 latency as a fraction of its GEMMs alone, by batch: " +
           ", ".join(f"{b}: {f:.0%}" for b, f in res["latency_of_gemms_alone"].items()))  # type: ignore[attr-defined]
+    speedups: dict[str, float] = res["latency_speedup_vs_authors"]  # type: ignore[assignment]
+    print("fp32 speed-up over the authors' network, by batch: " + ", ".join(f"{b}: {f:.2f}x" for b, f in speedups.items())
+          + f"; lowest {min(speedups.values()):.2f}x at batch {min(speedups, key=speedups.__getitem__)}")
     show("inference fp32 (fused)", "infer_fp32")
     show("inference bf16 autocast", "infer_bf16", f", max |bf16 - fp32| = {res.get('bf16_max_abs_diff', math.nan):.2e}")
     show("inference fp32 unfused", "infer_unfused", f", max diff {res['unfused_max_abs_diff']:.1e}")
