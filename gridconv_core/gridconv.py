@@ -15,7 +15,8 @@ terms and four bands (the border rows and columns, 5 cells x 3 taps), 285 instea
 fused kernels are a sum and a pick of the branch kernels (:meth:`GridConv.fused_weights`), cheap to rebuild in
 every training step. A fixed selection ``T`` (``+1``, and ``-1`` for a band's second read) scaled by ``alpha``
 gives ``G[b] = alpha * T``, ``patches[b] = G[b] @ X[b]``, and one GEMM ``patches @ W`` for the base and one per
-band, whose sums are added at the band's cells. On CPU the base and the bands run in cache-sized blocks of
+band, whose sums are added at the bands' cells. The bands' patches are one term set (one ``G @ X``, split into
+their GEMMs) and their sums are added at once. On CPU the base and the bands run in cache-sized blocks of
 samples and ``G @ X`` is a row gather scaled by ``alpha`` (:class:`_ScaledGather`, the same product without the
 GEMM); on CUDA and under graph capture it stays a GEMM.
 
@@ -32,7 +33,7 @@ layer reads them without a copy.
 Small batches (at most :data:`SMALL_BATCH_CELLS` cells) skip the fusion (the ``"stacked"`` path): every
 tap of every branch is gathered (a zero cell stands in for zero padding) and multiplied by the stacked
 branch kernels in one GEMM. It does all 450 terms, but in one gather and one GEMM where the fused path runs
-five of each (base and bands), and that overhead is what costs at batch 1. Layers with few output channels (at most
+two gathers and five GEMMs (base and bands), and that overhead is what costs at batch 1. Layers with few output channels (at most
 ``C_in /`` :data:`TAPWISE_RATIO`, the 256 -> 3 output layer) take the ``"tapwise"`` path at every batch:
 eq. 8 read from the output side, one GEMM ``X W_{n,k}`` for every source cell and (branch, tap) at once,
 then each cell gathers its terms, scales them by ``alpha`` and sums them; it moves ``C_out`` values per
@@ -692,20 +693,23 @@ class GridConv(nn.Module):
     ) -> Tensor:
         """The base and the bands of the module doc -> ``(B, HP, C_out)``.
 
-        On CPU, inference runs in cache-sized blocks of samples; with autograd on, the batch is one block (its
-        patches are kept for the backward anyway, and one kernel gradient needs no accumulation)."""
+        The bands are gathered as one term set (one gather for all their rows), split into one GEMM per band, and
+        their sums added at their cells at once. On CPU, inference runs in cache-sized blocks of samples; with
+        autograd on, the batch is one block (its patches are kept for the backward anyway, and one kernel gradient
+        needs no accumulation)."""
         (b, hp, c), kk = cells.shape, self.kernel_size**2
         table = torch.cat([cells, cells.new_zeros(b, 1, c)], 1) if self.reads_zero_cell else cells
-        rows = [hp * kk, *(m * t for m, t in self.band_shapes)]
-        sources = [self.base_sources, *self.band_sources.split(rows[1:])]
+        band_rows = [m * t for m, t in self.band_shapes]
+        rows = [hp * kk, sum(band_rows)]
+        sources = [self.base_sources, self.band_sources]
         alphas = _term_alphas(alpha, self.fused_alpha_index, rows)
         gather = cells.device.type == "cpu" and eager()
         selects = [] if gather else self.fused_select.to(cells.dtype).split(rows)
         blocked = gather and not torch.is_grad_enabled()
 
         def patches(term: int, cells_per_sample: int) -> Iterator[tuple[slice, Tensor]]:
-            """Term set ``term`` (0 the base, then the bands), gathered block by block of about CPU_BLOCK_CELLS rows
-            as the GEMMs consume them."""
+            """Term set ``term`` (0 the base, 1 the bands), gathered block by block of about CPU_BLOCK_CELLS
+            rows of ``cells_per_sample`` each as the GEMMs consume them."""
             for at in _sample_blocks(b, cells_per_sample, blocked):
                 whole = at.stop - at.start == b
                 a = alphas[term] if alphas[term] is None or whole else alphas[term][at]
@@ -716,20 +720,17 @@ class GridConv(nn.Module):
         last = "none" if self.band_shapes else activation  # with bands, the activation follows their sum
         parts = [gemm(p.reshape(-1, kk * c), kernels[0], bias, last) for _, p in patches(0, hp)]
         out = (parts[0] if len(parts) == 1 else torch.cat(parts)).view(b, hp, self.out_channels)
-        band_cells = self.band_cells.split([m for m, _ in self.band_shapes])
-        unblocked: list[Tensor] = []  # every band's sums at once, below
-        for term, ((m, t), cells_at, kernel) in enumerate(zip(self.band_shapes, band_cells, kernels[1:]), 1):
-            for at, p in patches(term, m):
-                sums = gemm(p.reshape(-1, t * c), kernel).view(-1, m, self.out_channels).to(out.dtype)
-                if blocked:
-                    (out if at.stop - at.start == b else out[at]).index_add_(1, cells_at, sums)
-                else:
-                    unblocked.append(sums)
-        if unblocked:  # out of place: in place on the GEMM's view, autograd's backward copied the whole grid per band
-            out = out.index_add(1, self.band_cells, torch.cat(unblocked, 1))
-        if last == activation:
+        if not self.band_shapes:
             return out
-        return _IN_PLACE[activation](out) if blocked else _epilogue(out, None, activation)
+        for at, p in patches(1, max(m for m, _ in self.band_shapes)):  # each band's GEMM as large as the base's
+            sums = torch.cat([gemm(part.reshape(-1, t * c), kernel).view(-1, m, self.out_channels)
+                              for part, (m, t), kernel in zip(p.split(band_rows, 1), self.band_shapes, kernels[1:])],
+                             1).to(out.dtype)
+            if blocked:
+                (out if at.stop - at.start == b else out[at]).index_add_(1, self.band_cells, sums)
+            else:  # out of place: in place on the GEMM's view, autograd's backward would copy the whole grid
+                out = out.index_add(1, self.band_cells, sums)
+        return _IN_PLACE[activation](out) if blocked and activation != "none" else _epilogue(out, None, activation)
 
     def _grouped(
         self, cells: Tensor, alpha: Tensor | None, kernels: Sequence[Tensor | PackedKernel], bias: Tensor | None,
