@@ -82,10 +82,12 @@ CPU_BLOCK_CELLS = 1250
 GROUPS_AT = 0.9
 """Inference without autograd runs the cell groups instead of base and bands when they have at most this fraction of
 the terms (module doc): (c, z) 225 against 285 (0.79), while (c, r)'s 281 against 285 keep the bands."""
-SMALL_BATCH_CELLS = 200
+SMALL_BATCH_CELLS = 175
 """Up to this many grid cells per call run the unfused per-branch GEMM (module doc). Measured crossover of the default
-network, packed oneDNN kernels, 2-core AMD EPYC, stacked vs fused (poses of 25 cells, medians): 4 poses 6.71 vs
-9.24 ms, 6 poses 9.71 vs 10.72, 8 poses 11.54 vs 11.28, 10 poses 17.78 vs 16.51, 16 poses 29.33 vs 25.91."""
+network, packed oneDNN kernels, stacked vs fused (poses of 25 cells, medians of 9-11 turns of 16 calls), 2-core AVX2
+EPYC, with the bands as one term set: 6 poses 22.2 vs 22.9 ms, 7 poses 23.7 vs 24.8, 22.9 vs 22.5 and 21.8 vs 22.4,
+8 poses 26.5 vs 25.7, 24.3 vs 22.9 and 24.4 vs 22.9, 10 poses 30.2 vs 28.4. (With one gather per band, the AVX512
+EPYC crossed near 8 poses: 6 poses 9.71 vs 10.72 ms, 8 poses 11.54 vs 11.28.)"""
 
 
 def _axis_modes(mode: str) -> tuple[str, str]:

@@ -37,7 +37,7 @@ def poses(batch: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 17, 2, generator=torch.Generator().manual_seed(seed)) * 0.3
 
 
-@pytest.mark.parametrize("batch", [1, 8, 60])  # the stacked path, and from 9 poses on the fused or the grouped one
+@pytest.mark.parametrize("batch", [1, 7, 8, 60])  # the stacked path up to 7 poses, then the fused or the grouped one
 @pytest.mark.parametrize("overrides", [
     {}, {"model": "gridconv"}, {"paddings": ("zeros",)}, {"paddings": ("c", "z")}, {"paddings": ("c", "z", "r", "c")},
     {"sgt": "autogrids"},
