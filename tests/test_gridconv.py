@@ -63,7 +63,9 @@ def test_inference_takes_the_cell_groups_where_they_have_fewer_terms() -> None:
     assert with_zeros.groups_for_inference and not GridConv(8, 8, 3, (5, 5), ("c", "r")).groups_for_inference
     assert with_zeros.path(40) == "fused"  # autograd on: training keeps base and bands
     with torch.no_grad():
-        assert with_zeros.path(40) == "grouped" and with_zeros.path(8) == "stacked"
+        small = gridconv.SMALL_BATCH_CELLS // 25  # the most poses that run the per-branch GEMM
+        assert with_zeros.path(40) == "grouped" and with_zeros.path(small) == "stacked"
+        assert with_zeros.path(small + 1) == "grouped"
 
 
 @pytest.mark.parametrize("paddings", [("zeros",), ("c", "r"), ("c", "z", "r", "c"), ("c:r", "r:c")])
