@@ -730,6 +730,10 @@ class GridConv(nn.Module):
                              1).to(out.dtype)
             if blocked:
                 (out if at.stop - at.start == b else out[at]).index_add_(1, self.band_cells, sums)
+            elif torch.onnx.is_in_onnx_export():  # ONNX's index_add keeps one of repeated cells (corners are in
+                split = [m for m, _ in self.band_shapes]  # two bands): each band, whose cells differ, on its own
+                for cells_at, band_sums in zip(self.band_cells.split(split), sums.split(split, 1)):
+                    out = out.index_add(1, cells_at, band_sums)
             else:  # out of place: in place on the GEMM's view, autograd's backward would copy the whole grid
                 out = out.index_add(1, self.band_cells, sums)
         return _IN_PLACE[activation](out) if blocked and activation != "none" else _epilogue(out, None, activation)

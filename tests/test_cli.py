@@ -73,8 +73,10 @@ def test_predict_json_csv_npz(ckpt: Path, tmp_path: Path, capsys: pytest.Capture
     assert code == 0 and (tmp_path / "c.json").is_file()
 
 
-def test_export_onnx_matches_pytorch(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")], capsys)
+@pytest.mark.parametrize("batch", ["1", "8"])  # traced through the per-branch GEMM and through the base and bands
+def test_export_onnx_matches_pytorch(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: str) -> None:
+    code, out, err = run(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--batch", batch],
+                         capsys)
     assert code == 0, err
     assert "max abs diff" in out and (tmp_path / "m.onnx").stat().st_size > 1000
     assert float(out.split("max abs diff ")[1].split()[0]) <= 1e-4
