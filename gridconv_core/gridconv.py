@@ -33,9 +33,9 @@ layer reads them without a copy.
 Small batches (at most :data:`SMALL_BATCH_CELLS` cells) skip the fusion (the ``"stacked"`` path): every
 tap of every branch is gathered (a zero cell stands in for zero padding) and multiplied by the stacked
 branch kernels in one GEMM. It does all 450 terms, but in one gather and one GEMM where the fused path runs
-two gathers and five GEMMs (base and bands), and that overhead is what costs at batch 1. Layers with few output channels (at most
-``C_in /`` :data:`TAPWISE_RATIO`, the 256 -> 3 output layer) take the ``"tapwise"`` path at every batch:
-eq. 8 read from the output side, one GEMM ``X W_{n,k}`` for every source cell and (branch, tap) at once,
+two gathers and five GEMMs (base and bands), and that overhead is what costs at batch 1. Layers with few output
+channels (at most ``C_in /`` :data:`TAPWISE_RATIO`, the 256 -> 3 output layer) take the ``"tapwise"`` path at every
+batch: eq. 8 read from the output side, one GEMM ``X W_{n,k}`` for every source cell and (branch, tap) at once,
 then each cell gathers its terms, scales them by ``alpha`` and sums them; it moves ``C_out`` values per
 term instead of ``C_in`` and builds no patch matrix. :meth:`GridConv.path` picks the path and
 :meth:`GridConv.convolve_cells` runs it with given kernels, which is also how the folded eval network
@@ -710,8 +710,8 @@ class GridConv(nn.Module):
         blocked = gather and not torch.is_grad_enabled()
 
         def patches(term: int, cells_per_sample: int) -> Iterator[tuple[slice, Tensor]]:
-            """Term set ``term`` (0 the base, 1 the bands), gathered block by block of about CPU_BLOCK_CELLS
-            rows of ``cells_per_sample`` each as the GEMMs consume them."""
+            """Term set ``term`` (0 the base, 1 the bands), gathered as the GEMMs consume them, in blocks of samples
+            of about CPU_BLOCK_CELLS cells at ``cells_per_sample`` cells per sample."""
             for at in _sample_blocks(b, cells_per_sample, blocked):
                 whole = at.stop - at.start == b
                 a = alphas[term] if alphas[term] is None or whole else alphas[term][at]
@@ -730,8 +730,9 @@ class GridConv(nn.Module):
                              1).to(out.dtype)
             if blocked:
                 (out if at.stop - at.start == b else out[at]).index_add_(1, self.band_cells, sums)
-            elif torch.onnx.is_in_onnx_export():  # ONNX's index_add keeps one of repeated cells (corners are in
-                split = [m for m, _ in self.band_shapes]  # two bands): each band, whose cells differ, on its own
+            elif torch.onnx.is_in_onnx_export():
+                # ONNX's index_add keeps one of repeated cells, and the corners are in two bands: each band on its own
+                split = [m for m, _ in self.band_shapes]
                 for cells_at, band_sums in zip(self.band_cells.split(split), sums.split(split, 1)):
                     out = out.index_add(1, cells_at, band_sums)
             else:  # out of place: in place on the GEMM's view, autograd's backward would copy the whole grid

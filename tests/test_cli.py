@@ -74,7 +74,9 @@ def test_predict_json_csv_npz(ckpt: Path, tmp_path: Path, capsys: pytest.Capture
 
 
 @pytest.mark.parametrize("batch", ["1", "8"])  # traced through the per-branch GEMM and through the base and bands
-def test_export_onnx_matches_pytorch(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: str) -> None:
+def test_export_onnx_matches_pytorch(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: str
+) -> None:
     code, out, err = run(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--batch", batch],
                          capsys)
     assert code == 0, err
