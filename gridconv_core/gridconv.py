@@ -17,8 +17,9 @@ every training step. A fixed selection ``T`` (``+1``, and ``-1`` for a band's se
 gives ``G[b] = alpha * T``, ``patches[b] = G[b] @ X[b]``, and one GEMM ``patches @ W`` for the base and one per
 band, whose sums are added at the bands' cells. The bands' patches are one term set (one ``G @ X``, split into
 their GEMMs) and their sums are added at once. On CPU the base and the bands run in cache-sized blocks of
-samples and ``G @ X`` is a row gather scaled by ``alpha`` (:class:`_ScaledGather`, the same product without the
-GEMM); on CUDA and under graph capture it stays a GEMM.
+samples, ``G @ X`` is a row gather scaled by ``alpha`` (:class:`_ScaledGather`, the same product without the
+GEMM) and the sums go in by ``index_add``; on CUDA and under graph capture both stay GEMMs (with a fixed 0/1
+placement of the sums, as a corner's two sums must add up).
 
 Zero padding makes the bands cancel terms that vanish: for (c, z), the paper's detected-input setting, 285 terms
 where the cell groups (:func:`cell_groups`) need 225. Groups merge the branches that read the same cell at a tap and
@@ -454,7 +455,8 @@ class _ScaledGather(torch.autograd.Function):
 
 
 def _capturing() -> bool:
-    """True while a graph is traced or exported: then the batch is one block and cells are placed by a gather."""
+    """True while a graph is traced or exported: then the batch is one block and the selection GEMMs stand in for
+    the row gathers (module doc)."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
@@ -520,6 +522,8 @@ class GridConv(nn.Module):
             "base_sources": torch.from_numpy(terms.base_sources[:, None]),
             "band_sources": torch.from_numpy(np.concatenate([b.sources for b in bands])),
             "band_cells": torch.from_numpy(np.concatenate([b.cells for b in bands])),
+            "band_place": torch.from_numpy(  # T's counterpart for the bands' sums: (HP, band cells), 1 where each lands
+                np.eye(hp, dtype=np.float32)[:, np.concatenate([b.cells for b in bands])]),
             "band_taps": torch.from_numpy(np.concatenate([b.taps for b in bands])),
             "fused_alpha_index": torch.from_numpy(
                 np.concatenate([terms.base_alpha_index, *(b.alpha_index for b in bands)])),
@@ -730,13 +734,10 @@ class GridConv(nn.Module):
                              1).to(out.dtype)
             if blocked:
                 (out if at.stop - at.start == b else out[at]).index_add_(1, self.band_cells, sums)
-            elif torch.onnx.is_in_onnx_export():
-                # ONNX's index_add keeps one of repeated cells, and the corners are in two bands: each band on its own
-                split = [m for m, _ in self.band_shapes]
-                for cells_at, band_sums in zip(self.band_cells.split(split), sums.split(split, 1)):
-                    out = out.index_add(1, cells_at, band_sums)
-            else:  # out of place: in place on the GEMM's view, autograd's backward would copy the whole grid
+            elif gather:  # out of place: in place on the GEMM's view, autograd's backward would copy the whole grid
                 out = out.index_add(1, self.band_cells, sums)
+            else:  # the selection form places them by a GEMM too (ONNX's index_add kept one of a corner's two sums)
+                out = out + torch.matmul(self.band_place.to(sums.dtype), sums)
         return _IN_PLACE[activation](out) if blocked and activation != "none" else _epilogue(out, None, activation)
 
     def _grouped(
